@@ -1,0 +1,2 @@
+from loopline._version import __version__
+__all__ = ["__version__"]

@@ -1,0 +1,80 @@
+"""The byte-level backend contract under the content-addressed store.
+
+A backend knows nothing of digests: it stores opaque keys, and its one hard duty is atomic
+publication, so a key is either absent or holds complete bytes (temp file + rename locally; a
+single PUT or a completed multipart upload on S3).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+__all__ = ["BlobBackend", "Staged", "StoredObject"]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    mtime: float
+    """Seconds since the epoch of the last write; garbage collection spares young objects."""
+
+
+class Staged(abc.ABC):
+    """A write in progress: bytes go to ``file``; ``publish(key)`` makes them visible at once."""
+
+    file: BinaryIO
+
+    @abc.abstractmethod
+    def publish(self, key: str) -> None:
+        """Make the staged bytes readable under ``key``. If ``key`` exists its content is
+        identical by construction (keys are digests), so the staged copy is dropped."""
+
+    @abc.abstractmethod
+    def discard(self) -> None:
+        """Throw the staged bytes away. Safe to call after publish()."""
+
+
+class BlobBackend(abc.ABC):
+    """Opaque-key storage. Keys are ``/``-separated relative strings."""
+
+    uri: str
+    upload_from_path: ClassVar[bool] = False
+    """True when publishing an existing file directly beats staging a copy (remote stores):
+    the content store then hashes the file first and calls :meth:`publish_path`."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> StoredObject:
+        """Raises NotFound if ``key`` is absent."""
+
+    @abc.abstractmethod
+    def open_read(self, key: str) -> BinaryIO:
+        """A streaming reader. Raises NotFound if ``key`` is absent."""
+
+    @abc.abstractmethod
+    def stage(self) -> Staged:
+        """Start a write. The staging area is never listed by :meth:`iter_objects`."""
+
+    @abc.abstractmethod
+    def publish_path(self, path: Path, key: str) -> None:
+        """Store the file at ``path`` under ``key`` atomically, leaving ``path`` in place."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; False if it was not there."""
+
+    @abc.abstractmethod
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every published object, in no particular order."""
+
+    @abc.abstractmethod
+    def clean_staging(self, older_than: float) -> int:
+        """Delete staged writes abandoned before ``older_than`` (epoch seconds), e.g. by a
+        killed process; returns how many."""

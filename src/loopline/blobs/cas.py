@@ -1,0 +1,291 @@
+"""The content-addressed blob store: BLAKE3 digests, verified reads, deduplication, manifests.
+
+Content addressing lives here once; backends only move opaque bytes. A digest is the lowercase
+hex BLAKE3 of the content (64 characters) and its key is ``ab/cdef...``: the two-character
+fan-out keeps directories small on local disks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NewType
+
+import blake3
+
+from loopline.blobs.base import BlobBackend, StoredObject
+from loopline.errors import IntegrityError, InvalidInput, NotFound
+from loopline.paths import join_inside, safe_relpath
+
+__all__ = ["CHUNK_SIZE", "BlobStore", "Digest", "Manifest", "ManifestEntry", "hash_bytes"]
+
+Digest = NewType("Digest", str)
+CHUNK_SIZE = 4 * 1024 * 1024
+MANIFEST_FORMAT = 1
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _hasher() -> blake3.blake3:
+    # AUTO lets blake3 hash a large chunk on several cores; small inputs stay single-threaded.
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def hash_bytes(data: bytes) -> Digest:
+    return Digest(_hasher().update(data).hexdigest())
+
+
+def check_digest(digest: str) -> Digest:
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise InvalidInput(f"{digest!r} is not a blob digest (64 lowercase hex characters)")
+    return Digest(digest)
+
+
+def _key(digest: Digest) -> str:
+    return f"{digest[:2]}/{digest[2:]}"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    digest: Digest
+    size: int
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A directory snapshot: relative POSIX paths, sorted, each with its blob digest."""
+
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "loopline_manifest": MANIFEST_FORMAT,
+            "files": [
+                {"path": e.path, "digest": e.digest, "size": e.size, "executable": e.executable}
+                for e in self.entries
+            ],
+        }
+        # Canonical form, so the same tree always has the same manifest digest.
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "manifest") -> Manifest:
+        try:
+            doc = json.loads(data)
+            if doc.get("loopline_manifest") != MANIFEST_FORMAT:
+                raise ValueError("not a Loopline manifest")
+            entries = tuple(
+                ManifestEntry(
+                    path=safe_relpath(f["path"], "manifest path"),
+                    digest=check_digest(f["digest"]),
+                    size=int(f["size"]),
+                    executable=bool(f.get("executable", False)),
+                )
+                for f in doc["files"]
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"blob {name} is not a valid directory manifest: {exc}") from exc
+        return cls(entries)
+
+
+class VerifyingReader(io.RawIOBase):
+    """Streams a blob and hashes what passes through; at end of stream a digest mismatch raises
+    IntegrityError, so a reader that consumes everything can never accept tampered bytes."""
+
+    def __init__(self, raw: BinaryIO, digest: Digest) -> None:
+        self._raw = raw
+        self._digest = digest
+        self._hasher = _hasher()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        if not data:
+            self._finish()
+            return 0
+        self._hasher.update(data)
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        actual = self._hasher.hexdigest()
+        if actual != self._digest:
+            raise IntegrityError(
+                f"blob {self._digest} is corrupt: its content hashes to {actual}; restore it from "
+                "a backup or re-create it, then run 'loopline gc' to drop the bad copy"
+            )
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class BlobStore:
+    """Content-addressed, deduplicated, verified blob storage over any :class:`BlobBackend`."""
+
+    def __init__(self, backend: BlobBackend) -> None:
+        self.backend = backend
+
+    @property
+    def uri(self) -> str:
+        return self.backend.uri
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_bytes(self, data: bytes) -> Digest:
+        return self.put_stream(io.BytesIO(data))
+
+    def put_stream(self, src: BinaryIO) -> Digest:
+        """Store everything ``src`` yields, reading it in chunks (memory stays flat)."""
+        hasher = _hasher()
+        staged = self.backend.stage()
+        try:
+            for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
+                hasher.update(chunk)
+                staged.file.write(chunk)
+            digest = Digest(hasher.hexdigest())
+            staged.publish(_key(digest))
+        except BaseException:
+            staged.discard()
+            raise
+        return digest
+
+    def put_file(self, path: str | os.PathLike[str]) -> Digest:
+        """Store one file. Local backends read it once (hash while copying); remote ones hash
+        it in place, then upload it only if that content is not stored already."""
+        source = Path(path)
+        if not source.is_file():
+            raise NotFound(f"file {source} does not exist or is not a regular file")
+        if self.backend.upload_from_path:
+            digest = self.hash_file(source)
+            key = _key(digest)
+            if not self.backend.exists(key):
+                self.backend.publish_path(source, key)
+            return digest
+        with source.open("rb") as src:
+            return self.put_stream(src)
+
+    @staticmethod
+    def hash_file(path: str | os.PathLike[str]) -> Digest:
+        hasher = _hasher()
+        with open(path, "rb") as src:
+            for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
+                hasher.update(chunk)
+        return Digest(hasher.hexdigest())
+
+    def put_dir(self, path: str | os.PathLike[str]) -> Digest:
+        """Store every regular file under ``path`` and a manifest listing them; returns the
+        manifest's digest. Symlinked files are stored by content; symlinked directories are
+        not followed (they could loop or leave the tree)."""
+        root = Path(path)
+        if not root.is_dir():
+            raise NotFound(f"directory {root} does not exist")
+        entries = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                if not full.is_file():
+                    continue  # sockets, dangling links
+                rel = full.relative_to(root).as_posix()
+                mode = full.stat().st_mode
+                entries.append(
+                    ManifestEntry(
+                        path=safe_relpath(rel, "file path"),
+                        digest=self.put_file(full),
+                        size=full.stat().st_size,
+                        executable=bool(mode & stat.S_IXUSR),
+                    )
+                )
+        entries.sort(key=lambda e: e.path)
+        return self.put_bytes(Manifest(tuple(entries)).to_bytes())
+
+    # -- reading ---------------------------------------------------------------------------
+    def exists(self, digest: str) -> bool:
+        return self.backend.exists(_key(check_digest(digest)))
+
+    def stat(self, digest: str) -> StoredObject:
+        return self.backend.stat(_key(check_digest(digest)))
+
+    def open(self, digest: str) -> BinaryIO:
+        """A buffered streaming reader that raises IntegrityError at the end if the bytes do not
+        hash to ``digest``. Raises NotFound if there is no such blob."""
+        d = check_digest(digest)
+        raw = self.backend.open_read(_key(d))
+        return io.BufferedReader(VerifyingReader(raw, d), buffer_size=CHUNK_SIZE)
+
+    def read_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as fh:
+            return fh.read()
+
+    def get_to_path(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Write the blob to ``dest`` atomically and only if it verifies: on a mismatch ``dest``
+        is left as it was."""
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.loopline-tmp-{os.getpid()}")
+        try:
+            with self.open(digest) as src, tmp.open("wb") as out:
+                shutil.copyfileobj(src, out, CHUNK_SIZE)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    def verify(self, digest: str) -> bool:
+        """Read the whole blob; True if it is intact, False if corrupt. NotFound if missing."""
+        try:
+            with self.open(digest) as fh:
+                while fh.read(CHUNK_SIZE):
+                    pass
+        except IntegrityError:
+            return False
+        return True
+
+    def read_manifest(self, digest: str) -> Manifest:
+        return Manifest.from_bytes(self.read_bytes(digest), digest)
+
+    def get_dir(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+        """Restore a directory stored by :meth:`put_dir` into ``dest``. Paths in the manifest
+        are checked again here: a crafted manifest cannot write outside ``dest``."""
+        root = Path(dest)
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in self.read_manifest(digest).entries:
+            target = join_inside(root, entry.path, "manifest path")
+            self.get_to_path(entry.digest, target)
+            if entry.executable:
+                target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return root
+
+    # -- maintenance -----------------------------------------------------------------------
+    def delete(self, digest: str) -> bool:
+        return self.backend.delete(_key(check_digest(digest)))
+
+    def iter_digests(self) -> Iterator[Digest]:
+        for obj in self.iter_stored():
+            yield Digest(obj.key.replace("/", ""))
+
+    def iter_stored(self) -> Iterator[StoredObject]:
+        """Every stored blob with size and write time; keys not shaped like digests (foreign
+        files dropped into the directory) are skipped, never deleted."""
+        for obj in self.backend.iter_objects():
+            if _DIGEST.match(obj.key.replace("/", "")):
+                yield obj

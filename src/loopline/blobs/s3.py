@@ -1,0 +1,165 @@
+"""Blobs in any S3-compatible store through s3fs: ``s3://bucket/prefix/ab/cdef...``.
+
+S3 makes an object visible only when its single PUT or multipart upload completes, so an upload
+cut short leaves nothing under the key. Streams of unknown content are spooled to a local temp
+file while hashed (their key is their digest, known only at the end), then uploaded; files already
+on disk are hashed in place and uploaded directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from loopline.blobs.base import BlobBackend, Staged, StoredObject
+from loopline.errors import ConfigError, NotFound, StoreUnavailable
+
+__all__ = ["S3Backend"]
+
+READ_BLOCK = 8 * 1024 * 1024
+SPOOL_DIR = Path(tempfile.gettempdir()) / "loopline-spool"
+
+
+class _SpoolStaged(Staged):
+    def __init__(self, backend: S3Backend) -> None:
+        self._backend = backend
+        SPOOL_DIR.mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=SPOOL_DIR, prefix="put-")
+        self._path = Path(name)
+        self.file = os.fdopen(fd, "wb")
+
+    def publish(self, key: str) -> None:
+        self.file.close()
+        try:
+            self._backend.publish_path(self._path, key)
+        finally:
+            self._path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        self._path.unlink(missing_ok=True)
+
+
+class S3Backend(BlobBackend):
+    upload_from_path: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        key: str | None = None,
+        secret: str | None = None,
+    ) -> None:
+        try:
+            import s3fs
+        except ImportError as exc:
+            raise ConfigError("S3 support is not installed; run: pip install 'loopline[s3]'") from exc
+        rest = uri[len("s3://") :].strip("/")
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise ConfigError(f"artifact URI {uri!r} names no bucket; use s3://bucket[/prefix]")
+        self.uri = uri
+        self.bucket = bucket
+        self.root = f"{bucket}/{prefix}".rstrip("/")
+        client_kwargs: dict[str, Any] = {}
+        if endpoint_url:
+            client_kwargs["endpoint_url"] = endpoint_url
+        if region:
+            client_kwargs["region_name"] = region
+        self.fs = s3fs.S3FileSystem(
+            key=key,
+            secret=secret,
+            client_kwargs=client_kwargs,
+            skip_instance_cache=True,
+            use_listings_cache=False,
+        )
+        where = endpoint_url or "AWS"
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # botocore raises a zoo of connection errors
+            raise StoreUnavailable(
+                f"cannot reach S3 at {where} for {uri}: {exc}; check the endpoint "
+                "(LOOPLINE_S3_ENDPOINT_URL) and credentials"
+            ) from exc
+        if not found:
+            raise ConfigError(f"S3 bucket {bucket!r} does not exist at {where}; create it first")
+
+    def _full(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._full(key)))
+
+    def stat(self, key: str) -> StoredObject:
+        try:
+            info = self.fs.info(self._full(key))
+        except FileNotFoundError:
+            raise NotFound(f"blob {key.replace('/', '')} not found in {self.uri}") from None
+        return StoredObject(key, int(info["size"]), _mtime(info))
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            return self.fs.open(self._full(key), "rb", block_size=READ_BLOCK, cache_type="none")
+        except FileNotFoundError:
+            raise NotFound(f"blob {key.replace('/', '')} not found in {self.uri}") from None
+
+    def stage(self) -> Staged:
+        return _SpoolStaged(self)
+
+    def publish_path(self, path: Path, key: str) -> None:
+        if self.exists(key):
+            return
+        self.fs.put_file(str(path), self._full(key))
+
+    def delete(self, key: str) -> bool:
+        try:
+            self.fs.rm_file(self._full(key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for path, info in self.fs.find(self.root, detail=True).items():
+            key = path[len(self.root) + 1 :]
+            fan, _, rest = key.partition("/")
+            if len(fan) == 2 and rest and "/" not in rest:
+                yield StoredObject(key, int(info["size"]), _mtime(info))
+
+    def clean_staging(self, older_than: float) -> int:
+        removed = 0
+        if SPOOL_DIR.is_dir():
+            for entry in SPOOL_DIR.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < older_than:
+                        entry.unlink()
+                        removed += 1
+        # Multipart uploads a killed process never completed: invisible, but they cost storage.
+        with contextlib.suppress(Exception):
+            listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket)
+            for upload in listing.get("Uploads", []):
+                if upload["Key"].startswith(self.root.partition("/")[2]) and (
+                    upload["Initiated"].timestamp() < older_than
+                ):
+                    self.fs.call_s3(
+                        "abort_multipart_upload",
+                        Bucket=self.bucket,
+                        Key=upload["Key"],
+                        UploadId=upload["UploadId"],
+                    )
+                    removed += 1
+        return removed
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    modified = info.get("LastModified") or info.get("last_modified")
+    if modified is None:
+        return time.time()
+    return float(modified.timestamp())

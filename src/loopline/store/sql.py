@@ -1,0 +1,317 @@
+"""The SQL implementation of :class:`MetadataStore`, for SQLite and PostgreSQL alike.
+
+Dialect differences live in ``engine.py`` (connection setup) and in the few upsert helpers
+below; queries are SQLAlchemy Core with bound parameters only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Literal
+
+from sqlalchemy import Engine, and_, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from loopline.config import mask_uri
+from loopline.entities import (
+    BlobRef,
+    Event,
+    LineageEdge,
+    NewEvent,
+    Ref,
+    check_id,
+    check_kind,
+)
+from loopline.errors import InvalidInput, NotFound, StoreUnavailable
+from loopline.store import migrate
+from loopline.store.base import MetadataStore
+from loopline.store.engine import WRITE_OPTION, make_engine
+from loopline.store.tables import blob_refs, events, lineage, workspace_meta
+
+__all__ = ["SqlStore"]
+
+_CHUNK = 500
+MAX_PAGE = 10_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqlStore(MetadataStore):
+    """Metadata in SQLite (embedded default) or PostgreSQL (teams)."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multi_process", "transactions"})
+
+    def __init__(self, uri: str, *, migrate_on_open: bool = True) -> None:
+        self.uri = uri
+        self._engine: Engine = make_engine(uri)
+        self._writer: Engine = self._engine.execution_options(**{WRITE_OPTION: True})
+        try:
+            if migrate_on_open:
+                self.upgrade()
+            else:
+                with self._engine.connect():
+                    pass
+        except OperationalError as exc:
+            self._engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreUnavailable(
+                f"cannot open metadata store {mask_uri(uri)}: {reason}; check that the database "
+                "server is running and the URI (--store / LOOPLINE_STORE_URI) is right"
+            ) from exc
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    # -- schema ----------------------------------------------------------------------------
+    def schema_revision(self) -> str | None:
+        return migrate.current_revision(self._engine)
+
+    def upgrade(self) -> str:
+        return migrate.upgrade(self._writer)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _insert(self, table: Any) -> Any:
+        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+
+    def _read(self) -> Any:
+        return self._engine.connect()
+
+    def _write(self) -> Any:
+        return self._writer.begin()
+
+    # -- workspace facts -------------------------------------------------------------------
+    def get_meta(self, key: str) -> str:
+        with self._read() as conn:
+            value = conn.execute(
+                select(workspace_meta.c.value).where(workspace_meta.c.key == key)
+            ).scalar_one_or_none()
+        if value is None:
+            raise NotFound(f"workspace setting {key!r} is not set")
+        return value
+
+    def set_meta(self, key: str, value: str, *, overwrite: bool = True) -> str:
+        if not key or len(key) > 128:
+            raise InvalidInput("workspace setting key must be 1-128 characters")
+        stmt = self._insert(workspace_meta).values(key=key, value=value)
+        if overwrite:
+            stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+        with self._write() as conn:
+            conn.execute(stmt)
+            return str(
+                conn.execute(
+                    select(workspace_meta.c.value).where(workspace_meta.c.key == key)
+                ).scalar_one()
+            )
+
+    # -- events ----------------------------------------------------------------------------
+    @staticmethod
+    def _event_row(event: NewEvent, default_time: int) -> dict[str, Any]:
+        check_kind(event.object_kind, "object_kind")
+        check_id(event.object_id, "object_id")
+        if not event.action or len(event.action) > 128:
+            raise InvalidInput("event action must be 1-128 characters")
+        if not event.actor or len(event.actor) > 256:
+            raise InvalidInput("event actor must be 1-256 characters")
+        try:
+            details = json.dumps(event.details, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"event details must be JSON-serialisable: {exc}") from exc
+        return {
+            "time_ms": event.time_ms or default_time,
+            "actor": event.actor,
+            "action": event.action,
+            "object_kind": event.object_kind,
+            "object_id": event.object_id,
+            "details": details,
+        }
+
+    def append_events(self, new_events: Iterable[NewEvent]) -> int:
+        total = 0
+        iterator = iter(new_events)
+        with self._write() as conn:
+            while chunk := list(itertools.islice(iterator, _CHUNK)):
+                stamp = now_ms()
+                conn.execute(events.insert(), [self._event_row(e, stamp) for e in chunk])
+                total += len(chunk)
+        return total
+
+    @staticmethod
+    def _event_filters(**filters: Any) -> list[Any]:
+        return [events.c[name] == value for name, value in filters.items() if value is not None]
+
+    def list_events(
+        self,
+        *,
+        object_kind: str | None = None,
+        object_id: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        if limit < 1:
+            raise InvalidInput(f"limit must be at least 1, got {limit}")
+        conditions = self._event_filters(
+            object_kind=object_kind, object_id=object_id, action=action, actor=actor
+        )
+        if after_id:
+            conditions.append(
+                events.c.id < after_id if newest_first else events.c.id > after_id
+            )
+        order = events.c.id.desc() if newest_first else events.c.id.asc()
+        query = select(events).where(*conditions).order_by(order).limit(min(limit, MAX_PAGE))
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Event(
+                id=row.id,
+                time_ms=row.time_ms,
+                actor=row.actor,
+                action=row.action,
+                object_kind=row.object_kind,
+                object_id=row.object_id,
+                details=json.loads(row.details),
+            )
+            for row in rows
+        ]
+
+    def count_events(
+        self,
+        *,
+        object_kind: str | None = None,
+        object_id: str | None = None,
+        action: str | None = None,
+    ) -> int:
+        conditions = self._event_filters(
+            object_kind=object_kind, object_id=object_id, action=action
+        )
+        with self._read() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(events).where(*conditions)).scalar()
+                or 0
+            )
+
+    # -- lineage ---------------------------------------------------------------------------
+    def add_link(self, source: Ref, target: Ref, relation: str) -> bool:
+        check_kind(relation, "relation")
+        if source == target:
+            raise InvalidInput(f"an object cannot be linked to itself ({source})")
+        stmt = (
+            self._insert(lineage)
+            .values(
+                source_kind=source.kind,
+                source_id=source.id,
+                target_kind=target.kind,
+                target_id=target.id,
+                relation=relation,
+                created_ms=now_ms(),
+            )
+            .on_conflict_do_nothing()
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def walk_lineage(
+        self, ref: Ref, direction: Literal["upstream", "downstream"], max_depth: int
+    ) -> list[LineageEdge]:
+        if direction not in ("upstream", "downstream"):
+            raise InvalidInput(f"direction must be 'upstream' or 'downstream', got {direction!r}")
+        if max_depth < 1:
+            raise InvalidInput(f"max_depth must be at least 1, got {max_depth}")
+        c = lineage.c
+        # "near" is the side we arrive from, "far" the side we walk to.
+        if direction == "upstream":
+            near_kind, near_id, far_kind, far_id = c.target_kind, c.target_id, c.source_kind, c.source_id
+        else:
+            near_kind, near_id, far_kind, far_id = c.source_kind, c.source_id, c.target_kind, c.target_id
+        columns = [c.source_kind, c.source_id, c.target_kind, c.target_id, c.relation]
+        seed = select(*columns, literal(1).label("depth"), far_kind.label("nk"), far_id.label("ni"))
+        seed = seed.where(near_kind == ref.kind, near_id == ref.id)
+        walk = seed.cte("walk", recursive=True)
+        step = (
+            select(*columns, (walk.c.depth + 1).label("depth"), far_kind, far_id)
+            .join_from(lineage, walk, and_(near_kind == walk.c.nk, near_id == walk.c.ni))
+            .where(walk.c.depth < max_depth)
+        )
+        # UNION (not UNION ALL) drops repeated rows, so a cycle stops once depth is exhausted.
+        walk = walk.union(step)
+        query = (
+            select(
+                walk.c.source_kind,
+                walk.c.source_id,
+                walk.c.target_kind,
+                walk.c.target_id,
+                walk.c.relation,
+                func.min(walk.c.depth).label("depth"),
+            )
+            .group_by(
+                walk.c.source_kind,
+                walk.c.source_id,
+                walk.c.target_kind,
+                walk.c.target_id,
+                walk.c.relation,
+            )
+            .order_by("depth", walk.c.source_kind, walk.c.source_id, walk.c.target_kind,
+                      walk.c.target_id, walk.c.relation)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            LineageEdge(
+                source=Ref(row.source_kind, row.source_id),
+                target=Ref(row.target_kind, row.target_id),
+                relation=row.relation,
+                depth=row.depth,
+            )
+            for row in rows
+        ]
+
+    # -- blob references -------------------------------------------------------------------
+    def add_blob_refs(self, refs: Iterable[BlobRef]) -> None:
+        iterator = iter(refs)
+        with self._write() as conn:
+            while chunk := list(itertools.islice(iterator, _CHUNK)):
+                stamp = now_ms()
+                rows = []
+                for ref in chunk:
+                    if ref.kind not in ("file", "manifest"):
+                        raise InvalidInput(f"blob ref kind must be 'file' or 'manifest', got {ref.kind!r}")
+                    rows.append(
+                        {
+                            "digest": ref.digest,
+                            "owner_kind": ref.owner.kind,
+                            "owner_id": ref.owner.id,
+                            "kind": ref.kind,
+                            "created_ms": stamp,
+                        }
+                    )
+                conn.execute(self._insert(blob_refs).on_conflict_do_nothing(), rows)
+
+    def remove_blob_refs(self, owner: Ref) -> int:
+        with self._write() as conn:
+            result = conn.execute(
+                blob_refs.delete().where(
+                    blob_refs.c.owner_kind == owner.kind, blob_refs.c.owner_id == owner.id
+                )
+            )
+            return int(result.rowcount)
+
+    def iter_blob_refs(self) -> Iterator[tuple[str, str]]:
+        query = select(blob_refs.c.digest, blob_refs.c.kind).distinct().order_by(blob_refs.c.digest)
+        with self._read() as conn:
+            for row in conn.execution_options(yield_per=5000).execute(query):
+                yield row.digest, row.kind

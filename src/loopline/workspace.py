@@ -1,0 +1,194 @@
+"""The composition root: settings in, wired stores and services out.
+
+Backends are chosen by URI scheme from the one table below; nothing else in Loopline asks which
+backend it runs on. Implementations are named as lazy dotted paths, so psycopg and s3fs are
+imported only when a workspace actually uses them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from loopline.blobs.cas import BlobStore
+from loopline.blobs.gc import GcReport, collect
+from loopline.config import CONFIG_FILENAME, Settings, load_settings, mask_uri
+from loopline.errors import ConfigError
+from loopline.events import EventLog
+from loopline.lineage import LineageGraph
+from loopline.store.base import MetadataStore
+
+__all__ = ["BACKENDS", "Workspace", "init_workspace", "open_workspace"]
+
+BACKENDS: dict[str, dict[str, str]] = {
+    "store": {
+        "sqlite": "store.sql:SqlStore",
+        "postgresql": "store.sql:SqlStore",
+        "postgres": "store.sql:SqlStore",
+    },
+    "blobs": {
+        "file": "blobs.local:LocalBackend",
+        "s3": "blobs.s3:S3Backend",
+    },
+}
+
+
+def _scheme(uri: str, default: str) -> str:
+    head, sep, _ = uri.partition("://")
+    if not sep:
+        return default
+    return head.split("+", 1)[0].lower()
+
+
+def _load(kind: str, uri: str, default_scheme: str, setting: str) -> Callable[..., Any]:
+    scheme = _scheme(uri, default_scheme)
+    table = BACKENDS[kind]
+    if scheme not in table:
+        raise ConfigError(
+            f"{setting} {mask_uri(uri)!r}: unknown scheme {scheme!r}; "
+            f"supported: {', '.join(sorted(table))}"
+        )
+    module, _, name = table[scheme].partition(":")
+    return getattr(importlib.import_module(f"loopline.{module}"), name)  # type: ignore[no-any-return]
+
+
+def make_store(uri: str) -> MetadataStore:
+    """A metadata store for ``uri``, migrated to the current schema."""
+    factory = _load("store", uri, "", "store URI")
+    return factory(uri)  # type: ignore[no-any-return]
+
+
+def make_blob_store(settings: Settings) -> BlobStore:
+    uri = settings.artifact_uri
+    factory = _load("blobs", uri, "file", "artifact URI")
+    if _scheme(uri, "file") == "file":
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        return BlobStore(factory(path))
+    secret = settings.s3_secret_access_key
+    key = settings.s3_access_key_id
+    return BlobStore(
+        factory(
+            uri,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            key=key.get_secret_value() if key else None,
+            secret=secret.get_secret_value() if secret else None,
+        )
+    )
+
+
+class Workspace:
+    """One configured Loopline installation: its metadata store, blob store and services.
+
+    Stores open lazily, so commands that only read settings never touch a database.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def store(self) -> MetadataStore:
+        store = make_store(self.settings.store_uri)
+        # The first process to open a workspace names it; the others read the same id.
+        store.set_meta("workspace_id", uuid.uuid4().hex, overwrite=False)
+        store.set_meta("created_ms", str(time.time_ns() // 1_000_000), overwrite=False)
+        return store
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return make_blob_store(self.settings)
+
+    @cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.store, self.settings.actor)
+
+    @cached_property
+    def lineage(self) -> LineageGraph:
+        return LineageGraph(self.store)
+
+    @property
+    def id(self) -> str:
+        return self.store.get_meta("workspace_id")
+
+    def gc(self, *, dry_run: bool = False, grace_seconds: float | None = None,
+           on_progress: Callable[[int], None] | None = None) -> GcReport:
+        """Delete blobs no metadata row references, sparing those younger than the grace period
+        (``gc_grace_seconds``, an hour by default)."""
+        grace = self.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+        report = collect(
+            self.blobs,
+            self.store.iter_blob_refs(),
+            grace_seconds=grace,
+            dry_run=dry_run,
+            on_progress=on_progress,
+        )
+        if not dry_run and report.deleted:
+            self.events.record(
+                None, "blobs.gc", "workspace", self.id,
+                {"deleted": report.deleted, "deleted_bytes": report.deleted_bytes},
+            )
+        return report
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_workspace(settings: Settings | None = None, **flags: Any) -> Workspace:
+    """Open the workspace ``settings`` describe, or resolve settings from ``flags``, the
+    environment and the nearest ``loopline.toml``."""
+    if settings is None:
+        settings = load_settings(flags).settings
+    elif flags:
+        raise ConfigError("pass either settings or flags to open_workspace, not both")
+    return Workspace(settings)
+
+
+_TOML_TEMPLATE = """\
+# Loopline workspace settings. LOOPLINE_* environment variables and CLI flags override them.
+# Relative paths are relative to this file. See docs/configuration.md for every setting.
+store_uri = "{store_uri}"
+artifact_uri = "{artifact_uri}"
+"""
+
+
+def init_workspace(directory: str | Path = ".", **overrides: Any) -> Workspace:
+    """Create (or re-open) a workspace in ``directory``: ``loopline.toml`` plus ``.loopline/``
+    holding the SQLite database and the blob directory, migrated and ready. An existing
+    ``loopline.toml`` is kept, never overwritten."""
+    home = Path(directory).resolve()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create workspace directory {home}: {exc.strerror}") from exc
+    config_file = home / CONFIG_FILENAME
+    created = False
+    if not config_file.exists():
+        store_uri = overrides.get("store_uri") or "sqlite:///.loopline/loopline.db"
+        artifact_uri = overrides.get("artifact_uri") or ".loopline/artifacts"
+        try:
+            config_file.write_text(
+                _TOML_TEMPLATE.format(store_uri=store_uri, artifact_uri=artifact_uri)
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot write {config_file}: {exc.strerror}") from exc
+        created = True
+    settings = load_settings({**overrides, "home": str(home)}).settings
+    workspace = Workspace(settings)
+    workspace.blobs  # noqa: B018 - create the blob directory / check the bucket now
+    if created:
+        workspace.events.record(None, "workspace.init", "workspace", workspace.id,
+                                {"home": str(home)})
+    return workspace
