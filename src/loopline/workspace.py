@@ -57,10 +57,10 @@ def _load(kind: str, uri: str, default_scheme: str, setting: str) -> Callable[..
     return getattr(importlib.import_module(f"loopline.{module}"), name)  # type: ignore[no-any-return]
 
 
-def make_store(uri: str) -> MetadataStore:
-    """A metadata store for ``uri``, migrated to the current schema."""
+def make_store(uri: str, *, migrate_on_open: bool = True) -> MetadataStore:
+    """A metadata store for ``uri``, by default migrated to the current schema."""
     factory = _load("store", uri, "", "store URI")
-    return factory(uri)  # type: ignore[no-any-return]
+    return factory(uri, migrate_on_open=migrate_on_open)  # type: ignore[no-any-return]
 
 
 def make_blob_store(settings: Settings) -> BlobStore:

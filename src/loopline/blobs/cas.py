@@ -11,9 +11,8 @@ import io
 import json
 import os
 import re
-import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NewType
@@ -27,6 +26,8 @@ from loopline.paths import join_inside, safe_relpath
 __all__ = ["CHUNK_SIZE", "BlobStore", "Digest", "Manifest", "ManifestEntry", "hash_bytes"]
 
 Digest = NewType("Digest", str)
+Progress = Callable[[int], None]
+"""Called with the number of bytes just processed; drives progress bars."""
 CHUNK_SIZE = 4 * 1024 * 1024
 MANIFEST_FORMAT = 1
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -153,14 +154,17 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> Digest:
         return self.put_stream(io.BytesIO(data))
 
-    def put_stream(self, src: BinaryIO) -> Digest:
-        """Store everything ``src`` yields, reading it in chunks (memory stays flat)."""
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> Digest:
+        """Store everything ``src`` yields, reading it in chunks (memory stays flat).
+        ``progress`` is called with the byte count of each chunk."""
         hasher = _hasher()
         staged = self.backend.stage()
         try:
             for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
                 hasher.update(chunk)
                 staged.file.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
             digest = Digest(hasher.hexdigest())
             staged.publish(_key(digest))
         except BaseException:
@@ -168,30 +172,32 @@ class BlobStore:
             raise
         return digest
 
-    def put_file(self, path: str | os.PathLike[str]) -> Digest:
+    def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
         """Store one file. Local backends read it once (hash while copying); remote ones hash
         it in place, then upload it only if that content is not stored already."""
         source = Path(path)
         if not source.is_file():
             raise NotFound(f"file {source} does not exist or is not a regular file")
         if self.backend.upload_from_path:
-            digest = self.hash_file(source)
+            digest = self.hash_file(source, progress)
             key = _key(digest)
             if not self.backend.exists(key):
                 self.backend.publish_path(source, key)
             return digest
         with source.open("rb") as src:
-            return self.put_stream(src)
+            return self.put_stream(src, progress)
 
     @staticmethod
-    def hash_file(path: str | os.PathLike[str]) -> Digest:
+    def hash_file(path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
         hasher = _hasher()
         with open(path, "rb") as src:
             for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
                 hasher.update(chunk)
+                if progress is not None:
+                    progress(len(chunk))
         return Digest(hasher.hexdigest())
 
-    def put_dir(self, path: str | os.PathLike[str]) -> Digest:
+    def put_dir(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
         """Store every regular file under ``path`` and a manifest listing them; returns the
         manifest's digest. Symlinked files are stored by content; symlinked directories are
         not followed (they could loop or leave the tree)."""
@@ -210,7 +216,7 @@ class BlobStore:
                 entries.append(
                     ManifestEntry(
                         path=safe_relpath(rel, "file path"),
-                        digest=self.put_file(full),
+                        digest=self.put_file(full, progress),
                         size=full.stat().st_size,
                         executable=bool(mode & stat.S_IXUSR),
                     )
@@ -236,7 +242,9 @@ class BlobStore:
         with self.open(digest) as fh:
             return fh.read()
 
-    def get_to_path(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+    def get_to_path(
+        self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> Path:
         """Write the blob to ``dest`` atomically and only if it verifies: on a mismatch ``dest``
         is left as it was."""
         target = Path(dest)
@@ -244,18 +252,22 @@ class BlobStore:
         tmp = target.with_name(f".{target.name}.loopline-tmp-{os.getpid()}")
         try:
             with self.open(digest) as src, tmp.open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK_SIZE)
+                for chunk in iter(lambda: src.read(CHUNK_SIZE), b""):
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         return target
 
-    def verify(self, digest: str) -> bool:
+    def verify(self, digest: str, progress: Progress | None = None) -> bool:
         """Read the whole blob; True if it is intact, False if corrupt. NotFound if missing."""
         try:
             with self.open(digest) as fh:
-                while fh.read(CHUNK_SIZE):
-                    pass
+                while chunk := fh.read(CHUNK_SIZE):
+                    if progress is not None:
+                        progress(len(chunk))
         except IntegrityError:
             return False
         return True
@@ -263,14 +275,16 @@ class BlobStore:
     def read_manifest(self, digest: str) -> Manifest:
         return Manifest.from_bytes(self.read_bytes(digest), digest)
 
-    def get_dir(self, digest: str, dest: str | os.PathLike[str]) -> Path:
+    def get_dir(
+        self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> Path:
         """Restore a directory stored by :meth:`put_dir` into ``dest``. Paths in the manifest
         are checked again here: a crafted manifest cannot write outside ``dest``."""
         root = Path(dest)
         root.mkdir(parents=True, exist_ok=True)
         for entry in self.read_manifest(digest).entries:
             target = join_inside(root, entry.path, "manifest path")
-            self.get_to_path(entry.digest, target)
+            self.get_to_path(entry.digest, target, progress)
             if entry.executable:
                 target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         return root

@@ -120,10 +120,10 @@ class S3Backend(BlobBackend):
         self.fs.put_file(str(path), self._full(key))
 
     def delete(self, key: str) -> bool:
-        try:
-            self.fs.rm_file(self._full(key))
-        except FileNotFoundError:
+        # S3 DELETE succeeds on a missing key, so ask first to report truthfully.
+        if not self.exists(key):
             return False
+        self.fs.rm_file(self._full(key))
         return True
 
     def iter_objects(self) -> Iterator[StoredObject]:

@@ -36,6 +36,10 @@ class MetadataStore(abc.ABC):
         """The applied migration revision, ``None`` for an empty database."""
 
     @abc.abstractmethod
+    def latest_revision(self) -> str:
+        """The newest migration revision this version of Loopline ships."""
+
+    @abc.abstractmethod
     def upgrade(self) -> str:
         """Apply pending migrations and return the new revision. Safe when several processes
         call it on the same database at once: one migrates, the others wait and find it done."""

@@ -74,6 +74,9 @@ class SqlStore(MetadataStore):
     def schema_revision(self) -> str | None:
         return migrate.current_revision(self._engine)
 
+    def latest_revision(self) -> str:
+        return migrate.head_revision()
+
     def upgrade(self) -> str:
         return migrate.upgrade(self._writer)
 

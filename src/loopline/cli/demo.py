@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loopline.cli.context import console
+from loopline.demo import DemoStep, run_demo
+
+
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Run in this directory and keep it (default: a temp dir, "
+                     "removed afterwards)."),
+    ] = None,
+) -> None:
+    """Walk the Loopline lifecycle end to end on a throw-away embedded workspace.
+
+    Needs no services: SQLite and local files. Data is generated, nothing is downloaded.
+    """
+    keep = directory is not None
+    home = directory or Path(tempfile.mkdtemp(prefix="loopline-demo-"))
+    console.print(f"[bold]Loopline demo[/] in {home}\n")
+
+    def show(step: DemoStep) -> None:
+        console.print(f"[green]✓[/] {step.name:<30} [dim]{step.seconds * 1000:7.1f} ms[/]  "
+                      f"{step.result}", soft_wrap=True)
+
+    try:
+        steps = run_demo(home, show)
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+    console.print(f"\n{len(steps)} steps done." + ("" if keep else " Temporary workspace removed."))
