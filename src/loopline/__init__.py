@@ -1,2 +1,3 @@
 from loopline._version import __version__
+
 __all__ = ["__version__"]

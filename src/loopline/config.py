@@ -244,7 +244,5 @@ def load_settings(
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
         source = sources.get(field, "default")
-        raise ConfigError(
-            f"setting {field!r} (from {source}) is invalid: {first['msg']}"
-        ) from exc
+        raise ConfigError(f"setting {field!r} (from {source}) is invalid: {first['msg']}") from exc
     return ResolvedSettings(settings=settings, sources=sources, config_file=config_file)

@@ -45,8 +45,10 @@ def _make_dataset(directory: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def run_demo(directory: str | os.PathLike[str] | None = None,
-             report: Callable[[DemoStep], None] | None = None) -> list[DemoStep]:
+def run_demo(
+    directory: str | os.PathLike[str] | None = None,
+    report: Callable[[DemoStep], None] | None = None,
+) -> list[DemoStep]:
     """Run every demo step in ``directory`` (a fresh temp dir by default)."""
     home = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="loopline-demo-"))
     steps: list[DemoStep] = []
@@ -61,8 +63,11 @@ def run_demo(directory: str | os.PathLike[str] | None = None,
 
     start = time.perf_counter()
     ws: Workspace = init_workspace(home)
-    steps.append(DemoStep("create workspace", f"{ws.settings.home} (id {ws.id[:12]})",
-                          time.perf_counter() - start))
+    steps.append(
+        DemoStep(
+            "create workspace", f"{ws.settings.home} (id {ws.id[:12]})", time.perf_counter() - start
+        )
+    )
     if report is not None:
         report(steps[-1])
     data_dir = home / "data"
@@ -87,8 +92,9 @@ def run_demo(directory: str | os.PathLike[str] | None = None,
         manifest = state["manifest"]
         dataset = Ref("dataset_version", manifest[:16])
         ws.store.add_blob_refs([BlobRef(manifest, dataset, "manifest")])
-        ws.events.record(None, "dataset.version_created", dataset.kind, dataset.id,
-                         {"manifest": manifest})
+        ws.events.record(
+            None, "dataset.version_created", dataset.kind, dataset.id, {"manifest": manifest}
+        )
         ws.lineage.link(dataset, dataset_run, "trained_on")
         ws.lineage.link(dataset_run, model, "produced")
         return f"{ws.store.count_events()} events, 2 lineage links"
@@ -104,8 +110,10 @@ def run_demo(directory: str | os.PathLike[str] | None = None,
     def collect_garbage() -> str:
         loose = ws.blobs.put_bytes(b"scratch bytes nobody references")
         gc = ws.gc(dry_run=True, grace_seconds=0)
-        return (f"would delete {gc.deleted} unreferenced blob ({loose[:12]}…), "
-                f"keeps {gc.live} referenced")
+        return (
+            f"would delete {gc.deleted} unreferenced blob ({loose[:12]}…), "
+            f"keeps {gc.live} referenced"
+        )
 
     with ws:
         step("generate a dataset", generate)

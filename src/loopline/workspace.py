@@ -115,8 +115,13 @@ class Workspace:
     def id(self) -> str:
         return self.store.get_meta("workspace_id")
 
-    def gc(self, *, dry_run: bool = False, grace_seconds: float | None = None,
-           on_progress: Callable[[int], None] | None = None) -> GcReport:
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        grace_seconds: float | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> GcReport:
         """Delete blobs no metadata row references, sparing those younger than the grace period
         (``gc_grace_seconds``, an hour by default)."""
         grace = self.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
@@ -129,7 +134,10 @@ class Workspace:
         )
         if not dry_run and report.deleted:
             self.events.record(
-                None, "blobs.gc", "workspace", self.id,
+                None,
+                "blobs.gc",
+                "workspace",
+                self.id,
                 {"deleted": report.deleted, "deleted_bytes": report.deleted_bytes},
             )
         return report
@@ -189,6 +197,7 @@ def init_workspace(directory: str | Path = ".", **overrides: Any) -> Workspace:
     workspace = Workspace(settings)
     workspace.blobs  # noqa: B018 - create the blob directory / check the bucket now
     if created:
-        workspace.events.record(None, "workspace.init", "workspace", workspace.id,
-                                {"home": str(home)})
+        workspace.events.record(
+            None, "workspace.init", "workspace", workspace.id, {"home": str(home)}
+        )
     return workspace

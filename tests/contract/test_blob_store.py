@@ -155,7 +155,10 @@ class TestDirectories:
         manifest_digest = blobs.put_dir(src)
         manifest = blobs.read_manifest(manifest_digest)
         assert [e.path for e in manifest.entries] == [
-            "a.txt", "run.sh", "sub/b.bin", "sub/deeper/c.txt"
+            "a.txt",
+            "run.sh",
+            "sub/b.bin",
+            "sub/deeper/c.txt",
         ]
         out = blobs.get_dir(manifest_digest, tmp_path / "out")
         for rel in ("a.txt", "run.sh", "sub/b.bin", "sub/deeper/c.txt"):
@@ -175,14 +178,17 @@ class TestDirectories:
                 target.chmod(path.stat().st_mode)
         assert blobs.put_dir(tmp_path / "one") == blobs.put_dir(tmp_path / "two")
 
-    @pytest.mark.parametrize("evil", ["../escape.txt", "/etc/passwd", "a/../../b", "x\x00y",
-                                      "C:/windows", "a\\..\\b"])
+    @pytest.mark.parametrize(
+        "evil", ["../escape.txt", "/etc/passwd", "a/../../b", "x\x00y", "C:/windows", "a\\..\\b"]
+    )
     def test_a_crafted_manifest_cannot_write_outside_the_destination(
         self, blobs: BlobStore, tmp_path: Path, evil: str
     ):
         content = blobs.put_bytes(b"payload")
-        doc = {"loopline_manifest": 1,
-               "files": [{"path": evil, "digest": content, "size": 7, "executable": False}]}
+        doc = {
+            "loopline_manifest": 1,
+            "files": [{"path": evil, "digest": content, "size": 7, "executable": False}],
+        }
         manifest = blobs.put_bytes(json.dumps(doc).encode())
         with pytest.raises(InvalidInput):
             blobs.get_dir(manifest, tmp_path / "dest")

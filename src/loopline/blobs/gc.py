@@ -7,6 +7,7 @@ blob *before* it commits the row that references it, and that window must not be
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,10 +50,9 @@ def collect(
     for digest, kind in references:
         live.add(digest)
         if kind == "manifest":
-            try:
+            # A missing or corrupt manifest is reported as missing below.
+            with contextlib.suppress(NotFound, IntegrityError):
                 live.update(e.digest for e in blobs.read_manifest(digest).entries)
-            except (NotFound, IntegrityError):
-                pass  # reported as missing below; its files cannot be known, so keep all young
     seen: set[str] = set()
     for count, obj in enumerate(blobs.iter_stored(), 1):
         digest = obj.key.replace("/", "")

@@ -11,7 +11,6 @@ import contextlib
 import os
 import stat
 import tempfile
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -119,5 +118,3 @@ class LocalBackend(BlobBackend):
                         os.unlink(entry.path)
                         removed += 1
         return removed
-
-

@@ -61,7 +61,9 @@ class S3Backend(BlobBackend):
         try:
             import s3fs
         except ImportError as exc:
-            raise ConfigError("S3 support is not installed; run: pip install 'loopline[s3]'") from exc
+            raise ConfigError(
+                "S3 support is not installed; run: pip install 'loopline[s3]'"
+            ) from exc
         rest = uri[len("s3://") :].strip("/")
         bucket, _, prefix = rest.partition("/")
         if not bucket:

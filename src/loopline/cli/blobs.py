@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import os
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +13,9 @@ from loopline.cli.context import console, workspace
 from loopline.cli.progress import byte_progress
 from loopline.errors import IntegrityError, NotFound
 
-app = typer.Typer(help="Low-level access to the content-addressed blob store.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Low-level access to the content-addressed blob store.", no_args_is_help=True
+)
 
 
 def _tree_size(path: Path) -> int:
@@ -69,8 +72,9 @@ def get(
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    digests: Annotated[list[str] | None, typer.Argument(help="Digests to check (default: all).")]
-    = None,
+    digests: Annotated[
+        list[str] | None, typer.Argument(help="Digests to check (default: all).")
+    ] = None,
 ) -> None:
     """Re-hash blobs and report any whose content no longer matches its digest."""
     ws = workspace(ctx)
@@ -96,13 +100,7 @@ def list_(
     """List stored blobs with size and write time."""
     ws = workspace(ctx)
     table = Table("digest", "size", "written (UTC)")
-    import datetime as dt
-
-    shown = 0
-    for obj in ws.blobs.iter_stored():
-        if shown >= limit:
-            break
+    for obj in itertools.islice(ws.blobs.iter_stored(), limit):
         when = dt.datetime.fromtimestamp(obj.mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(obj.key.replace("/", ""), f"{obj.size:,}", when)
-        shown += 1
     console.print(table)

@@ -25,8 +25,9 @@ def show(
     shown = res.settings.display()
     if as_json:
         console.print_json(
-            json.dumps({k: {"value": v, "source": res.sources.get(k, "default")}
-                        for k, v in shown.items()})
+            json.dumps(
+                {k: {"value": v, "source": res.sources.get(k, "default")} for k, v in shown.items()}
+            )
         )
         return
     table = Table("setting", "value", "source", title="Effective settings", title_justify="left")

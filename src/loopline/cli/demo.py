@@ -14,8 +14,10 @@ from loopline.demo import DemoStep, run_demo
 def demo(
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Run in this directory and keep it (default: a temp dir, "
-                     "removed afterwards)."),
+        typer.Option(
+            "--dir",
+            help="Run in this directory and keep it (default: a temp dir, removed afterwards).",
+        ),
     ] = None,
 ) -> None:
     """Walk the Loopline lifecycle end to end on a throw-away embedded workspace.
@@ -27,8 +29,10 @@ def demo(
     console.print(f"[bold]Loopline demo[/] in {home}\n")
 
     def show(step: DemoStep) -> None:
-        console.print(f"[green]✓[/] {step.name:<30} [dim]{step.seconds * 1000:7.1f} ms[/]  "
-                      f"{step.result}", soft_wrap=True)
+        console.print(
+            f"[green]✓[/] {step.name:<30} [dim]{step.seconds * 1000:7.1f} ms[/]  {step.result}",
+            soft_wrap=True,
+        )
 
     try:
         steps = run_demo(home, show)

@@ -17,8 +17,9 @@ app = typer.Typer(help="Read the append-only event log.", no_args_is_help=True)
 def list_(
     ctx: typer.Context,
     obj: Annotated[str | None, typer.Option("--object", help="Only events about KIND:ID.")] = None,
-    action: Annotated[str | None, typer.Option(help="Only this action, e.g. workspace.init.")]
-    = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. workspace.init.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
 ) -> None:
     """Show recent events: who did what to which object, and when."""
@@ -34,6 +35,7 @@ def list_(
     table = Table("id", "time (UTC)", "actor", "action", "object", "details")
     for e in events:
         when = dt.datetime.fromtimestamp(e.time_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(e.id), when, e.actor, e.action, str(e.object),
-                      json.dumps(e.details, sort_keys=True))
+        table.add_row(
+            str(e.id), when, e.actor, e.action, str(e.object), json.dumps(e.details, sort_keys=True)
+        )
     console.print(table)

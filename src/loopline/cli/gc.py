@@ -13,8 +13,9 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, delete nothing.")] = False,
     grace: Annotated[
         int | None,
-        typer.Option(help="Spare blobs younger than this many seconds "
-                     "(default: gc_grace_seconds, 3600)."),
+        typer.Option(
+            help="Spare blobs younger than this many seconds (default: gc_grace_seconds, 3600)."
+        ),
     ] = None,
 ) -> None:
     """Delete blobs that no metadata references.

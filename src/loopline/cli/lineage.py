@@ -43,10 +43,8 @@ def show(
     """Print what an object came from (default) or what it flowed into, as a tree."""
     ref = Ref.parse(obj)
     ws = workspace(ctx)
-    if downstream:
-        edges = ws.lineage.downstream(ref, depth)
-    else:
-        edges = ws.lineage.upstream(ref, depth)
+    walk = ws.lineage.downstream if downstream else ws.lineage.upstream
+    edges = walk(ref, depth)
     if not edges:
         console.print(f"{ref}: no {'downstream' if downstream else 'upstream'} lineage recorded")
         return

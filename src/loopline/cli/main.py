@@ -43,26 +43,38 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         str | None,
-        typer.Option("--home", help="Workspace directory (default: nearest loopline.toml, "
-                     "else the current directory). Env: LOOPLINE_HOME.", show_default=False),
+        typer.Option(
+            "--home",
+            help="Workspace directory (default: nearest loopline.toml, "
+            "else the current directory). Env: LOOPLINE_HOME.",
+            show_default=False,
+        ),
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Metadata store URI, e.g. sqlite:///path/loopline.db or "
-                     "postgresql://user@host/db. Env: LOOPLINE_STORE_URI.", show_default=False),
+        typer.Option(
+            "--store",
+            help="Metadata store URI, e.g. sqlite:///path/loopline.db or "
+            "postgresql://user@host/db. Env: LOOPLINE_STORE_URI.",
+            show_default=False,
+        ),
     ] = None,
     artifacts: Annotated[
         str | None,
-        typer.Option("--artifacts", help="Blob store: a directory or s3://bucket/prefix. "
-                     "Env: LOOPLINE_ARTIFACT_URI.", show_default=False),
+        typer.Option(
+            "--artifacts",
+            help="Blob store: a directory or s3://bucket/prefix. Env: LOOPLINE_ARTIFACT_URI.",
+            show_default=False,
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show full tracebacks on errors.")
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     global _VERBOSE

@@ -172,9 +172,7 @@ class SqlStore(MetadataStore):
             object_kind=object_kind, object_id=object_id, action=action, actor=actor
         )
         if after_id:
-            conditions.append(
-                events.c.id < after_id if newest_first else events.c.id > after_id
-            )
+            conditions.append(events.c.id < after_id if newest_first else events.c.id > after_id)
         order = events.c.id.desc() if newest_first else events.c.id.asc()
         query = select(events).where(*conditions).order_by(order).limit(min(limit, MAX_PAGE))
         with self._read() as conn:
@@ -238,9 +236,19 @@ class SqlStore(MetadataStore):
         c = lineage.c
         # "near" is the side we arrive from, "far" the side we walk to.
         if direction == "upstream":
-            near_kind, near_id, far_kind, far_id = c.target_kind, c.target_id, c.source_kind, c.source_id
+            near_kind, near_id, far_kind, far_id = (
+                c.target_kind,
+                c.target_id,
+                c.source_kind,
+                c.source_id,
+            )
         else:
-            near_kind, near_id, far_kind, far_id = c.source_kind, c.source_id, c.target_kind, c.target_id
+            near_kind, near_id, far_kind, far_id = (
+                c.source_kind,
+                c.source_id,
+                c.target_kind,
+                c.target_id,
+            )
         columns = [c.source_kind, c.source_id, c.target_kind, c.target_id, c.relation]
         seed = select(*columns, literal(1).label("depth"), far_kind.label("nk"), far_id.label("ni"))
         seed = seed.where(near_kind == ref.kind, near_id == ref.id)
@@ -268,8 +276,14 @@ class SqlStore(MetadataStore):
                 walk.c.target_id,
                 walk.c.relation,
             )
-            .order_by("depth", walk.c.source_kind, walk.c.source_id, walk.c.target_kind,
-                      walk.c.target_id, walk.c.relation)
+            .order_by(
+                "depth",
+                walk.c.source_kind,
+                walk.c.source_id,
+                walk.c.target_kind,
+                walk.c.target_id,
+                walk.c.relation,
+            )
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
@@ -292,7 +306,9 @@ class SqlStore(MetadataStore):
                 rows = []
                 for ref in chunk:
                     if ref.kind not in ("file", "manifest"):
-                        raise InvalidInput(f"blob ref kind must be 'file' or 'manifest', got {ref.kind!r}")
+                        raise InvalidInput(
+                            f"blob ref kind must be 'file' or 'manifest', got {ref.kind!r}"
+                        )
                     rows.append(
                         {
                             "digest": ref.digest,

@@ -36,8 +36,9 @@ def upgrade() -> None:
         sa.Column("details", sa.Text(), server_default="{}", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_events"),
     )
-    op.create_index("ix_events_object_kind_object_id_id", "events",
-                    ["object_kind", "object_id", "id"])
+    op.create_index(
+        "ix_events_object_kind_object_id_id", "events", ["object_kind", "object_id", "id"]
+    )
     op.create_index("ix_events_action_id", "events", ["action", "id"])
     op.create_index("ix_events_time_ms", "events", ["time_ms"])
     op.create_table(
@@ -50,8 +51,14 @@ def upgrade() -> None:
         sa.Column("relation", sa.String(64), nullable=False),
         sa.Column("created_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_lineage"),
-        sa.UniqueConstraint("source_kind", "source_id", "target_kind", "target_id", "relation",
-                            name="uq_lineage_source_kind_source_id_target_kind_target_id_relation"),
+        sa.UniqueConstraint(
+            "source_kind",
+            "source_id",
+            "target_kind",
+            "target_id",
+            "relation",
+            name="uq_lineage_source_kind_source_id_target_kind_target_id_relation",
+        ),
     )
     op.create_index("ix_lineage_target_kind_target_id", "lineage", ["target_kind", "target_id"])
     op.create_table(
