@@ -22,6 +22,15 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _forget_current_workspace() -> Iterator[None]:
+    """The module-level API's current workspace never leaks from one test into the next."""
+    yield
+    import loopline.api
+
+    loopline.api.use_workspace(None)
+
+
 @pytest.fixture
 def postgres_uri() -> Iterator[str]:
     """A fresh PostgreSQL database for this test alone, dropped afterwards."""
