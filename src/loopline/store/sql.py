@@ -222,9 +222,10 @@ class SqlStore(MetadataStore):
                 created_ms=now_ms(),
             )
             .on_conflict_do_nothing()
+            .returning(lineage.c.id)  # rowcount is unreliable with implicit RETURNING
         )
         with self._write() as conn:
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(stmt).first() is not None
 
     def walk_lineage(
         self, ref: Ref, direction: Literal["upstream", "downstream"], max_depth: int
