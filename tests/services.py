@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -167,9 +168,10 @@ def start_seaweedfs() -> Iterator[SeaweedS3]:
                 time.sleep(0.5)
         yield server
     finally:
-        proc.terminate()
+        # weed drains for 15 s on SIGTERM; its data dir is thrown away, so SIGINT then kill.
+        proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
