@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import Engine, and_, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import and_, func, literal, select
 
-from loopline.config import mask_uri
 from loopline.entities import (
     BlobRef,
     Event,
@@ -27,10 +22,10 @@ from loopline.entities import (
     check_id,
     check_kind,
 )
-from loopline.errors import InvalidInput, NotFound, StoreUnavailable
+from loopline.errors import InvalidInput, NotFound
 from loopline.store import migrate
 from loopline.store.base import MetadataStore
-from loopline.store.engine import WRITE_OPTION, make_engine
+from loopline.store.database import Database, now_ms
 from loopline.store.tables import blob_refs, events, lineage, workspace_meta
 
 __all__ = ["SqlStore"]
@@ -39,59 +34,41 @@ _CHUNK = 500
 MAX_PAGE = 10_000
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class SqlStore(MetadataStore):
     """Metadata in SQLite (embedded default) or PostgreSQL (teams)."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset({"multi_process", "transactions"})
 
-    def __init__(self, uri: str, *, migrate_on_open: bool = True) -> None:
-        self.uri = uri
-        self._engine: Engine = make_engine(uri)
-        self._writer: Engine = self._engine.execution_options(**{WRITE_OPTION: True})
-        try:
-            if migrate_on_open:
-                self.upgrade()
-            else:
-                with self._engine.connect():
-                    pass
-        except OperationalError as exc:
-            self._engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StoreUnavailable(
-                f"cannot open metadata store {mask_uri(uri)}: {reason}; check that the database "
-                "server is running and the URI (--store / LOOPLINE_STORE_URI) is right"
-            ) from exc
+    def __init__(self, db: str | Database, *, migrate_on_open: bool = True) -> None:
+        self.db = db if isinstance(db, Database) else Database(db, migrate_on_open=migrate_on_open)
+        self.uri = self.db.uri
 
     @property
     def dialect(self) -> str:
-        return self._engine.dialect.name
+        return self.db.dialect
 
     # -- schema ----------------------------------------------------------------------------
     def schema_revision(self) -> str | None:
-        return migrate.current_revision(self._engine)
+        return self.db.schema_revision()
 
     def latest_revision(self) -> str:
         return migrate.head_revision()
 
     def upgrade(self) -> str:
-        return migrate.upgrade(self._writer)
+        return self.db.upgrade()
 
     def close(self) -> None:
-        self._engine.dispose()
+        self.db.close()
 
     # -- helpers ---------------------------------------------------------------------------
     def _insert(self, table: Any) -> Any:
-        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+        return self.db.insert(table)
 
     def _read(self) -> Any:
-        return self._engine.connect()
+        return self.db.read()
 
     def _write(self) -> Any:
-        return self._writer.begin()
+        return self.db.write()
 
     # -- workspace facts -------------------------------------------------------------------
     def get_meta(self, key: str) -> str:
