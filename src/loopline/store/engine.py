@@ -70,6 +70,8 @@ def _sqlite_engine(uri: str) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # LIKE is case-sensitive on PostgreSQL and in MLflow's grammar; make SQLite agree.
+        cursor.execute("PRAGMA case_sensitive_like = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

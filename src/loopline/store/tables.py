@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -17,7 +20,21 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["blob_refs", "events", "lineage", "metadata", "workspace_meta"]
+__all__ = [
+    "blob_refs",
+    "events",
+    "experiment_tags",
+    "experiments",
+    "latest_metrics",
+    "lineage",
+    "metadata",
+    "metrics",
+    "params",
+    "run_artifacts",
+    "runs",
+    "tags",
+    "workspace_meta",
+]
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants 64 bits for a log.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -77,4 +94,108 @@ blob_refs = Table(
     Column("kind", String(16), nullable=False, server_default="file"),
     Column("created_ms", BigInteger, nullable=False),
     Index(None, "owner_kind", "owner_id"),
+)
+
+# -- tracking (migration 0002) ------------------------------------------------------------------
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("artifact_location", Text, nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        BigId,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column(
+        "experiment_id", BigId, ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    Column("run_name", String(250), nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("artifact_uri", Text, nullable=False),
+    Column("parent_run_id", String(32), nullable=True),
+    Column("deleted_time", BigInteger, nullable=True),
+    Index(None, "experiment_id", "lifecycle_stage", "start_time"),
+    Index(None, "parent_run_id"),
+)
+
+
+def _run_fk() -> ForeignKey:
+    return ForeignKey("runs.run_id", ondelete="CASCADE")
+
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), _run_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), _run_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index(None, "key"),
+)
+
+# Every logged point. The primary key makes a retried write of the same point a no-op.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", String(32), _run_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("value", Float(precision=53), primary_key=True),
+    Column("is_nan", Boolean, primary_key=True),
+)
+
+# One row per (run, key): the point with the highest (step, timestamp); what search filters on.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), _run_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Index(None, "key", "value"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), _run_fk(), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )

@@ -1,0 +1,619 @@
+"""The SQL implementation of :class:`TrackingStore` (SQLite and PostgreSQL).
+
+Search filters arrive as a typed AST and become bound-parameter conditions here; no filter text
+is ever spliced into SQL. Each ``Compare`` turns into ``run_id IN (subquery)`` on the table that
+holds its kind, which both databases plan as an index lookup on ``key``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, false, or_, select, update
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from loopline.store import tables as t
+from loopline.store.database import Database, now_ms
+from loopline.store.tables import (
+    blob_refs,
+    experiment_tags,
+    experiments,
+    latest_metrics,
+    run_artifacts,
+    runs,
+)
+from loopline.tracking.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Run,
+    RunInfo,
+    ViewType,
+)
+from loopline.tracking.search_filter import Compare, OrderKey
+from loopline.tracking.store import ArtifactRow, RunPage, TrackingStore
+
+__all__ = ["SqlTrackingStore"]
+
+RunData = tuple[dict[str, str], dict[str, float], dict[str, str]]
+_CHUNK = 900  # rows per executemany / IN list: under SQLite's default variable limit per row set
+
+
+def _experiment_pk(experiment_id: str | int) -> int:
+    try:
+        return int(experiment_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"experiment {experiment_id!r} not found") from None
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _info(row: Any) -> RunInfo:
+    return RunInfo(
+        run_id=row.run_id,
+        experiment_id=str(row.experiment_id),
+        run_name=row.run_name,
+        user_id=row.user_id,
+        status=row.status,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        lifecycle_stage=row.lifecycle_stage,
+        artifact_uri=row.artifact_uri,
+        parent_run_id=row.parent_run_id,
+    )
+
+
+def _value(value: float, nan: bool) -> float:
+    return math.nan if nan else value
+
+
+_ATTRIBUTE_COLUMNS = {
+    "run_id": runs.c.run_id,
+    "run_name": runs.c.run_name,
+    "status": runs.c.status,
+    "user_id": runs.c.user_id,
+    "artifact_uri": runs.c.artifact_uri,
+    "experiment_id": runs.c.experiment_id,
+    "start_time": runs.c.start_time,
+    "end_time": runs.c.end_time,
+}
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "LIKE":
+        return column.like(value)
+    if op == "ILIKE":
+        return column.ilike(value)
+    if op == "IN":
+        return column.in_(list(value))
+    if op == "NOT IN":
+        return column.not_in(list(value))
+    raise InvalidInput(f"operator {op} is not supported here")  # pragma: no cover
+
+
+def _condition(c: Compare) -> ColumnElement[bool]:
+    if c.kind == "attribute":
+        column = _ATTRIBUTE_COLUMNS[c.key]
+        value: Any = c.value
+        if c.key == "experiment_id":
+            try:
+                value = [int(v) for v in value] if isinstance(value, tuple) else int(value)
+            except ValueError:
+                return false()
+        return _compare(column, c.op, value)
+    if c.kind == "metric":
+        table = latest_metrics
+        inner = [table.c.key == c.key, table.c.is_nan.is_(False)]
+        inner.append(_compare(table.c.value, c.op, c.value))
+        return runs.c.run_id.in_(select(table.c.run_id).where(*inner))
+    table = t.params if c.kind == "param" else t.tags
+    if c.op == "IS NULL":
+        return runs.c.run_id.not_in(select(table.c.run_id).where(table.c.key == c.key))
+    if c.op == "IS NOT NULL":
+        return runs.c.run_id.in_(select(table.c.run_id).where(table.c.key == c.key))
+    return runs.c.run_id.in_(
+        select(table.c.run_id).where(table.c.key == c.key, _compare(table.c.value, c.op, c.value))
+    )
+
+
+class SqlTrackingStore(TrackingStore):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- experiments -----------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, artifact_location: str | None, tags: dict[str, str]
+    ) -> str:
+        stamp = now_ms()
+        try:
+            with self.db.write() as conn:
+                new_id = conn.execute(
+                    experiments.insert()
+                    .values(
+                        name=name,
+                        artifact_location=artifact_location or "",
+                        lifecycle_stage=LifecycleStage.ACTIVE,
+                        creation_time=stamp,
+                        last_update_time=stamp,
+                    )
+                    .returning(experiments.c.experiment_id)
+                ).scalar_one()
+                if not artifact_location:
+                    conn.execute(
+                        update(experiments)
+                        .where(experiments.c.experiment_id == new_id)
+                        .values(artifact_location=f"mlflow-artifacts:/{new_id}")
+                    )
+                if tags:
+                    conn.execute(
+                        experiment_tags.insert(),
+                        [{"experiment_id": new_id, "key": k, "value": v} for k, v in tags.items()],
+                    )
+        except SqlIntegrityError:
+            raise AlreadyExists(f"experiment {name!r} already exists") from None
+        return str(new_id)
+
+    def _experiment_from(self, conn: Connection, row: Any) -> Experiment:
+        tag_rows = conn.execute(
+            select(experiment_tags.c.key, experiment_tags.c.value).where(
+                experiment_tags.c.experiment_id == row.experiment_id
+            )
+        ).all()
+        return Experiment(
+            experiment_id=str(row.experiment_id),
+            name=row.name,
+            artifact_location=row.artifact_location,
+            lifecycle_stage=row.lifecycle_stage,
+            creation_time=row.creation_time,
+            last_update_time=row.last_update_time,
+            tags={k: v for k, v in tag_rows},
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        pk = _experiment_pk(experiment_id)
+        with self.db.read() as conn:
+            row = conn.execute(select(experiments).where(experiments.c.experiment_id == pk)).first()
+            if row is None:
+                raise NotFound(f"experiment {experiment_id!r} not found")
+            return self._experiment_from(conn, row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        with self.db.read() as conn:
+            row = conn.execute(select(experiments).where(experiments.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"experiment {name!r} not found; create it with set_experiment")
+            return self._experiment_from(conn, row)
+
+    def list_experiments(
+        self, view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000, offset: int = 0
+    ) -> list[Experiment]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(experiments)
+                .where(experiments.c.lifecycle_stage.in_(view.stages()))
+                .order_by(experiments.c.experiment_id)
+                .limit(max_results)
+                .offset(offset)
+            ).all()
+            return [self._experiment_from(conn, row) for row in rows]
+
+    def _touch_experiment(self, conn: Connection, pk: int, **values: Any) -> None:
+        result = conn.execute(
+            update(experiments)
+            .where(experiments.c.experiment_id == pk)
+            .values(last_update_time=now_ms(), **values)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"experiment {pk!r} not found")
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        pk = _experiment_pk(experiment_id)
+        try:
+            with self.db.write() as conn:
+                self._touch_experiment(conn, pk, name=new_name)
+        except SqlIntegrityError:
+            raise AlreadyExists(f"experiment {new_name!r} already exists") from None
+
+    def set_experiment_stage(self, experiment_id: str, stage: str) -> None:
+        with self.db.write() as conn:
+            self._touch_experiment(conn, _experiment_pk(experiment_id), lifecycle_stage=stage)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        pk = _experiment_pk(experiment_id)
+        with self.db.write() as conn:
+            self._touch_experiment(conn, pk)
+            stmt = self.db.insert(experiment_tags).values(experiment_id=pk, key=key, value=value)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["experiment_id", "key"], set_={"value": value}
+                )
+            )
+
+    # -- runs ------------------------------------------------------------------------------
+    def create_run(self, info: RunInfo, tags: dict[str, str]) -> None:
+        pk = _experiment_pk(info.experiment_id)
+        with self.db.write() as conn:
+            stage = conn.execute(
+                select(experiments.c.lifecycle_stage).where(experiments.c.experiment_id == pk)
+            ).scalar_one_or_none()
+            if stage is None:
+                raise NotFound(f"experiment {info.experiment_id!r} not found")
+            if stage != LifecycleStage.ACTIVE:
+                raise InvalidInput(
+                    f"experiment {info.experiment_id!r} is deleted; restore it before adding runs"
+                )
+            conn.execute(
+                runs.insert().values(
+                    run_id=info.run_id,
+                    experiment_id=pk,
+                    run_name=info.run_name,
+                    user_id=info.user_id,
+                    status=info.status,
+                    start_time=info.start_time,
+                    end_time=info.end_time,
+                    lifecycle_stage=info.lifecycle_stage,
+                    artifact_uri=info.artifact_uri,
+                    parent_run_id=info.parent_run_id,
+                )
+            )
+            if tags:
+                conn.execute(
+                    t.tags.insert(),
+                    [{"run_id": info.run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+
+    def _run_data(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, RunData]:
+        """Params, latest metrics and tags of many runs in three queries."""
+        data: dict[str, RunData] = {rid: ({}, {}, {}) for rid in run_ids}
+        lm = latest_metrics.c
+        for chunk in _chunks(list(run_ids)):
+            for rid, key, value in conn.execute(
+                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id.in_(chunk)
+                )
+            ):
+                data[rid][0][key] = value
+            for rid, key, value, nan in conn.execute(
+                select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(chunk))
+            ):
+                data[rid][1][key] = _value(value, nan)
+            for rid, key, value in conn.execute(
+                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
+                    t.tags.c.run_id.in_(chunk)
+                )
+            ):
+                data[rid][2][key] = value
+        return data
+
+    def get_run(self, run_id: str) -> Run:
+        with self.db.read() as conn:
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found; try 'loopline runs list'")
+            data = self._run_data(conn, [run_id])[run_id]
+        return Run(_info(row), *data)
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name is not None:
+            values["run_name"] = run_name
+        with self.db.write() as conn:
+            if values:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            if run_name is not None:
+                stmt = self.db.insert(t.tags).values(
+                    run_id=run_id, key="mlflow.runName", value=run_name
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "key"], set_={"value": run_name}
+                    )
+                )
+        return _info(row)
+
+    def set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
+        with self.db.write() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(lifecycle_stage=stage, deleted_time=deleted_time)
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id!r} not found")
+
+    def _check_loggable(self, conn: Connection, run_id: str) -> None:
+        stage = conn.execute(
+            select(runs.c.lifecycle_stage).where(runs.c.run_id == run_id)
+        ).scalar_one_or_none()
+        if stage is None:
+            raise NotFound(f"run {run_id!r} not found")
+        if stage != LifecycleStage.ACTIVE:
+            raise InvalidInput(f"run {run_id!r} is deleted; restore it before logging to it")
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[tuple[str, str]] = (),
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        with self.db.write() as conn:
+            self._check_loggable(conn, run_id)
+            if params:
+                self._log_params(conn, run_id, params)
+            if tags:
+                self._log_tags(conn, run_id, tags)
+            if metrics:
+                self._log_metrics(conn, run_id, metrics)
+
+    def _log_params(self, conn: Connection, run_id: str, items: Sequence[tuple[str, str]]) -> None:
+        wanted: dict[str, str] = {}
+        for key, value in items:
+            if wanted.get(key, value) != value:
+                raise Conflict(
+                    f"param {key!r} given twice with different values ({wanted[key]!r}, {value!r})"
+                )
+            wanted[key] = value
+        table = t.params
+        for chunk in _chunks(list(wanted)):
+            stored = dict(
+                conn.execute(
+                    select(table.c.key, table.c.value).where(
+                        table.c.run_id == run_id, table.c.key.in_(chunk)
+                    )
+                ).all()
+            )
+            for key, old in stored.items():
+                if old != wanted[key]:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {old!r}; params cannot change "
+                        f"(tried {wanted[key]!r}). Log it under another key or start a new run"
+                    )
+            new_rows = [
+                {"run_id": run_id, "key": k, "value": wanted[k]} for k in chunk if k not in stored
+            ]
+            if new_rows:
+                conn.execute(self.db.insert(table).on_conflict_do_nothing(), new_rows)
+
+    def _log_tags(self, conn: Connection, run_id: str, items: Sequence[tuple[str, str]]) -> None:
+        latest = dict(items)  # the last value for a key wins, as with repeated set_tag calls
+        table = t.tags
+        stmt = self.db.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+        )
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in latest.items()]
+        for chunk in _chunks(rows):
+            conn.execute(stmt, list(chunk))
+
+    def _log_metrics(self, conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
+        rows = []
+        best: dict[str, tuple[int, int, float, bool]] = {}
+        for m in points:
+            nan = math.isnan(m.value)
+            value = 0.0 if nan else m.value
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "key": m.key,
+                    "step": m.step,
+                    "timestamp": m.timestamp,
+                    "value": value,
+                    "is_nan": nan,
+                }
+            )
+            candidate = (m.step, m.timestamp, value, nan)
+            current = best.get(m.key)
+            if current is None or candidate[:3] > current[:3]:
+                best[m.key] = candidate
+        insert_points = self.db.insert(t.metrics).on_conflict_do_nothing()
+        for chunk in _chunks(rows, 5000):
+            conn.execute(insert_points, list(chunk))
+        stmt = self.db.insert(latest_metrics)
+        lm, new = latest_metrics.c, stmt.excluded
+        newer = or_(
+            new.step > lm.step,
+            and_(new.step == lm.step, new.timestamp > lm.timestamp),
+            and_(new.step == lm.step, new.timestamp == lm.timestamp, new.value > lm.value),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                "value": new.value,
+                "timestamp": new.timestamp,
+                "step": new.step,
+                "is_nan": new.is_nan,
+            },
+            where=newer,
+        )
+        latest_rows = [
+            {"run_id": run_id, "key": k, "step": s, "timestamp": t, "value": v, "is_nan": n}
+            for k, (s, t, v, n) in best.items()
+        ]
+        for chunk in _chunks(latest_rows):
+            conn.execute(stmt, list(chunk))
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        table = t.tags
+        with self.db.write() as conn:
+            self._check_loggable(conn, run_id)
+            result = conn.execute(delete(table).where(table.c.run_id == run_id, table.c.key == key))
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id!r} has no tag {key!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self.db.read() as conn:
+            exists = conn.execute(
+                select(runs.c.run_id).where(runs.c.run_id == run_id)
+            ).scalar_one_or_none()
+            if exists is None:
+                raise NotFound(f"run {run_id!r} not found")
+            m = t.metrics.c
+            rows = conn.execute(
+                select(m.step, m.timestamp, m.value, m.is_nan)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.timestamp)
+            ).all()
+        return [Metric(key, _value(v, n), t, s) for s, t, v, n in rows]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filters: Sequence[Compare],
+        order_by: Sequence[OrderKey],
+        view: ViewType,
+        max_results: int,
+        offset: int = 0,
+    ) -> RunPage:
+        pks = []
+        for eid in experiment_ids:
+            try:
+                pks.append(int(eid))
+            except (TypeError, ValueError):
+                continue
+        query = select(runs).where(
+            runs.c.experiment_id.in_(pks), runs.c.lifecycle_stage.in_(view.stages())
+        )
+        for c in filters:
+            query = query.where(_condition(c))
+        ordering: list[Any] = []
+        for i, key in enumerate(order_by):
+            if key.kind == "attribute":
+                column: Any = _ATTRIBUTE_COLUMNS[key.key]
+            else:
+                source = {"metric": latest_metrics, "param": t.params, "tag": t.tags}[key.kind]
+                alias = source.alias(f"o{i}")
+                query = query.outerjoin(
+                    alias, and_(alias.c.run_id == runs.c.run_id, alias.c.key == key.key)
+                )
+                column = alias.c.value
+            ordering.append((column.desc() if key.descending else column.asc()).nulls_last())
+        ordering += [runs.c.start_time.desc(), runs.c.run_id.asc()]
+        query = query.order_by(*ordering).limit(max_results + 1).offset(offset)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            more = len(rows) > max_results
+            rows = rows[:max_results]
+            data = self._run_data(conn, [r.run_id for r in rows])
+        found = [Run(_info(r), *data[r.run_id]) for r in rows]
+        return RunPage(found, offset + max_results if more else None)
+
+    # -- artifacts -------------------------------------------------------------------------
+    def add_artifacts(self, run_id: str, artifacts: Sequence[ArtifactRow]) -> None:
+        stamp = now_ms()
+        stmt = self.db.insert(run_artifacts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "path"],
+            set_={
+                "digest": stmt.excluded.digest,
+                "size": stmt.excluded.size,
+                "created_ms": stmt.excluded.created_ms,
+            },
+        )
+        refs = self.db.insert(blob_refs).on_conflict_do_nothing()
+        with self.db.write() as conn:
+            self._check_loggable(conn, run_id)
+            for chunk in _chunks(list(artifacts)):
+                conn.execute(
+                    stmt,
+                    [
+                        {
+                            "run_id": run_id,
+                            "path": a.path,
+                            "digest": a.digest,
+                            "size": a.size,
+                            "created_ms": stamp,
+                        }
+                        for a in chunk
+                    ],
+                )
+                conn.execute(
+                    refs,
+                    [
+                        {
+                            "digest": a.digest,
+                            "owner_kind": "run",
+                            "owner_id": run_id,
+                            "kind": "file",
+                            "created_ms": stamp,
+                        }
+                        for a in chunk
+                    ],
+                )
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRow]:
+        query = select(run_artifacts.c.path, run_artifacts.c.digest, run_artifacts.c.size).where(
+            run_artifacts.c.run_id == run_id
+        )
+        if prefix:
+            # A literal prefix match: escape LIKE's wildcards in user-supplied paths.
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(
+                or_(
+                    run_artifacts.c.path == prefix,
+                    run_artifacts.c.path.like(f"{escaped}/%", escape="\\"),
+                )
+            )
+        with self.db.read() as conn:
+            exists = conn.execute(
+                select(runs.c.run_id).where(runs.c.run_id == run_id)
+            ).scalar_one_or_none()
+            if exists is None:
+                raise NotFound(f"run {run_id!r} not found")
+            rows = conn.execute(query.order_by(run_artifacts.c.path)).all()
+        return [ArtifactRow(p, d, s) for p, d, s in rows]
+
+    # -- purge -----------------------------------------------------------------------------
+    def purge_deleted_runs(self, deleted_before: int) -> list[str]:
+        with self.db.write() as conn:
+            ids = list(
+                conn.execute(
+                    select(runs.c.run_id).where(
+                        runs.c.lifecycle_stage == LifecycleStage.DELETED,
+                        runs.c.deleted_time < deleted_before,
+                    )
+                ).scalars()
+            )
+            for chunk in _chunks(ids):
+                for table in (t.metrics, latest_metrics, t.params, t.tags, run_artifacts):
+                    conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+                conn.execute(
+                    delete(blob_refs).where(
+                        blob_refs.c.owner_kind == "run", blob_refs.c.owner_id.in_(chunk)
+                    )
+                )
+                conn.execute(delete(runs).where(runs.c.run_id.in_(chunk)))
+        return ids

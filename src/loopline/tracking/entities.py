@@ -1,0 +1,103 @@
+"""Tracking records: experiments, runs and what runs log. Field names follow MLflow's, so the
+MLflow-compatible API is a rename-free mapping."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ArtifactInfo",
+    "Experiment",
+    "LifecycleStage",
+    "Metric",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+    "ViewType",
+]
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
+
+
+class LifecycleStage(enum.StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+class ViewType(enum.StrEnum):
+    ACTIVE_ONLY = "ACTIVE_ONLY"
+    DELETED_ONLY = "DELETED_ONLY"
+    ALL = "ALL"
+
+    def stages(self) -> tuple[str, ...]:
+        if self is ViewType.ACTIVE_ONLY:
+            return (LifecycleStage.ACTIVE,)
+        if self is ViewType.DELETED_ONLY:
+            return (LifecycleStage.DELETED,)
+        return (LifecycleStage.ACTIVE, LifecycleStage.DELETED)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    creation_time: int
+    last_update_time: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    timestamp: int
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    run_name: str
+    user_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    lifecycle_stage: str
+    artifact_uri: str
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run with its data: params, the latest value of each metric, and tags."""
+
+    info: RunInfo
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    path: str
+    is_dir: bool
+    size: int | None = None
+    digest: str | None = None

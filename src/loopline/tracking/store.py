@@ -1,0 +1,133 @@
+"""The tracking store contract. Conventions as in :mod:`loopline.store.base`: ``get_*`` raises
+NotFound, never returns None; ``create_*`` of a taken name raises AlreadyExists; every method is
+one transaction."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, ViewType
+from loopline.tracking.search_filter import Compare, OrderKey
+
+__all__ = ["ArtifactRow", "RunPage", "TrackingStore"]
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_offset: int | None
+    """Offset of the next page, ``None`` on the last page."""
+
+
+class TrackingStore(abc.ABC):
+    # -- experiments ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_experiment(
+        self, name: str, artifact_location: str | None, tags: dict[str, str]
+    ) -> str:
+        """Returns the new id. AlreadyExists if the name is taken (deleted experiments too:
+        restore or rename those)."""
+
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """NotFound if no experiment has this id (deleted ones are returned)."""
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        """NotFound if no experiment has this name."""
+
+    @abc.abstractmethod
+    def list_experiments(
+        self, view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000, offset: int = 0
+    ) -> list[Experiment]:
+        """Ordered by id."""
+
+    @abc.abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """AlreadyExists if ``new_name`` is taken."""
+
+    @abc.abstractmethod
+    def set_experiment_stage(self, experiment_id: str, stage: str) -> None:
+        """Soft delete (``deleted``) or restore (``active``)."""
+
+    @abc.abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+
+    # -- runs ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, info: RunInfo, tags: dict[str, str]) -> None:
+        """NotFound if the experiment does not exist; InvalidInput if it is deleted."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """NotFound if no run has this id (deleted runs are returned)."""
+
+    @abc.abstractmethod
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo: ...
+
+    @abc.abstractmethod
+    def set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None: ...
+
+    @abc.abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[tuple[str, str]] = (),
+        tags: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """All or nothing. A metric point identical to a stored one is a no-op (so a retried
+        batch never duplicates). Re-logging a param with the same value is a no-op; with a
+        different value it raises Conflict and nothing from the batch is stored."""
+
+    @abc.abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """NotFound if the run has no such tag."""
+
+    @abc.abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of ``key``, ordered by step then timestamp."""
+
+    @abc.abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filters: Sequence[Compare],
+        order_by: Sequence[OrderKey],
+        view: ViewType,
+        max_results: int,
+        offset: int = 0,
+    ) -> RunPage:
+        """Runs of the given experiments matching every filter, all evaluated in SQL. Default
+        order: newest start_time first, then run_id."""
+
+    # -- artifacts -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_artifacts(self, run_id: str, artifacts: Sequence[ArtifactRow]) -> None:
+        """Record files (replacing a path logged before) and reference their blobs."""
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRow]:
+        """Every file under ``prefix`` (a directory path, or '' for all), ordered by path."""
+
+    # -- purge ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def purge_deleted_runs(self, deleted_before: int) -> list[str]:
+        """Hard-delete runs soft-deleted before ``deleted_before`` (ms), with their data and
+        blob references; returns their ids."""
