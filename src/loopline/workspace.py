@@ -22,14 +22,18 @@ from loopline.errors import ConfigError
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
 from loopline.store.base import MetadataStore
+from loopline.store.database import Database
+from loopline.store.sql import SqlStore
+from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.tracking.service import TrackingService
 
 __all__ = ["BACKENDS", "Workspace", "init_workspace", "open_workspace"]
 
 BACKENDS: dict[str, dict[str, str]] = {
     "store": {
-        "sqlite": "store.sql:SqlStore",
-        "postgresql": "store.sql:SqlStore",
-        "postgres": "store.sql:SqlStore",
+        "sqlite": "store.database:Database",
+        "postgresql": "store.database:Database",
+        "postgres": "store.database:Database",
     },
     "blobs": {
         "file": "blobs.local:LocalBackend",
@@ -57,10 +61,15 @@ def _load(kind: str, uri: str, default_scheme: str, setting: str) -> Callable[..
     return getattr(importlib.import_module(f"loopline.{module}"), name)  # type: ignore[no-any-return]
 
 
-def make_store(uri: str, *, migrate_on_open: bool = True) -> MetadataStore:
-    """A metadata store for ``uri``, by default migrated to the current schema."""
+def make_database(uri: str, *, migrate_on_open: bool = True) -> Database:
+    """The metadata database for ``uri``, by default migrated to the current schema."""
     factory = _load("store", uri, "", "store URI")
     return factory(uri, migrate_on_open=migrate_on_open)  # type: ignore[no-any-return]
+
+
+def make_store(uri: str, *, migrate_on_open: bool = True) -> MetadataStore:
+    """The foundation metadata store (events, lineage, blob refs) for ``uri``."""
+    return SqlStore(make_database(uri, migrate_on_open=migrate_on_open))
 
 
 def make_blob_store(settings: Settings) -> BlobStore:
@@ -92,8 +101,12 @@ class Workspace:
         self.settings = settings
 
     @cached_property
+    def database(self) -> Database:
+        return make_database(self.settings.store_uri)
+
+    @cached_property
     def store(self) -> MetadataStore:
-        store = make_store(self.settings.store_uri)
+        store = SqlStore(self.database)
         # The first process to open a workspace names it; the others read the same id.
         store.set_meta("workspace_id", uuid.uuid4().hex, overwrite=False)
         store.set_meta("created_ms", str(time.time_ns() // 1_000_000), overwrite=False)
@@ -110,6 +123,16 @@ class Workspace:
     @cached_property
     def lineage(self) -> LineageGraph:
         return LineageGraph(self.store)
+
+    @cached_property
+    def tracking(self) -> TrackingService:
+        return TrackingService(
+            SqlTrackingStore(self.database),
+            self.blobs,
+            self.events,
+            self.lineage,
+            self.settings.actor,
+        )
 
     @property
     def id(self) -> str:
@@ -143,9 +166,10 @@ class Workspace:
         return report
 
     def close(self) -> None:
-        if "store" in self.__dict__:
-            self.store.close()
-            del self.__dict__["store"]
+        if "database" in self.__dict__:
+            self.database.close()
+        for name in ("database", "store", "events", "lineage", "tracking"):
+            self.__dict__.pop(name, None)
 
     def __enter__(self) -> Workspace:
         return self

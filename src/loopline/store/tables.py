@@ -126,9 +126,7 @@ runs = Table(
     "runs",
     metadata,
     Column("run_id", String(32), primary_key=True),
-    Column(
-        "experiment_id", BigId, ForeignKey("experiments.experiment_id"), nullable=False
-    ),
+    Column("experiment_id", BigId, ForeignKey("experiments.experiment_id"), nullable=False),
     Column("run_name", String(250), nullable=False),
     Column("user_id", String(256), nullable=False),
     Column("status", String(16), nullable=False),
