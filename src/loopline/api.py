@@ -43,6 +43,9 @@ def use_workspace(workspace: Workspace | str | os.PathLike[str] | None) -> Works
     """Make ``workspace`` (or the workspace rooted at a directory) current; ``None`` forgets the
     current one so the next call resolves settings again. Returns the new current workspace."""
     global _current
+    from loopline.tracking import fluent
+
+    fluent.reset()  # queued values belong to the workspace being left
     with _lock:
         if _current is not None and _current is not workspace:
             _current.close()
