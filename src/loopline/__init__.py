@@ -29,6 +29,7 @@ from loopline.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
+from loopline.tracking.autolog import autolog
 from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
 from loopline.tracking.fluent import (
     ActiveRun,
@@ -88,6 +89,7 @@ __all__ = [
     "Workspace",
     "__version__",
     "active_run",
+    "autolog",
     "current_workspace",
     "downstream",
     "end_run",

@@ -1,0 +1,1 @@
+"""Models in the MLflow ``MLmodel`` directory format: flavors, signatures, input examples."""
