@@ -28,6 +28,8 @@ class GcReport:
     deleted: int = 0
     deleted_bytes: int = 0
     staging_cleaned: int = 0
+    purged_runs: list[str] = field(default_factory=list)
+    """Soft-deleted runs removed for good (or, in a dry run, that would be)."""
     missing: list[str] = field(default_factory=list)
     """Referenced digests with no stored blob: a metadata row points at lost data."""
 

@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 
 from loopline._version import __version__
-from loopline.cli import blobs, config, db, demo, events, gc, init, lineage
+from loopline.cli import (
+    artifacts,
+    blobs,
+    config,
+    db,
+    demo,
+    events,
+    experiments,
+    gc,
+    init,
+    lineage,
+    runs,
+)
 from loopline.cli.context import CliState, err_console
 from loopline.errors import LooplineError
 
@@ -87,6 +99,9 @@ def _root(
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
 app.command("gc")(gc.gc)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(blobs.app, name="blobs")

@@ -597,16 +597,20 @@ class SqlTrackingStore(TrackingStore):
         return [ArtifactRow(p, d, s) for p, d, s in rows]
 
     # -- purge -----------------------------------------------------------------------------
+    @staticmethod
+    def _deleted_before(deleted_before: int) -> Any:
+        return select(runs.c.run_id).where(
+            runs.c.lifecycle_stage == LifecycleStage.DELETED,
+            runs.c.deleted_time < deleted_before,
+        )
+
+    def deleted_run_ids(self, deleted_before: int) -> list[str]:
+        with self.db.read() as conn:
+            return list(conn.execute(self._deleted_before(deleted_before)).scalars())
+
     def purge_deleted_runs(self, deleted_before: int) -> list[str]:
         with self.db.write() as conn:
-            ids = list(
-                conn.execute(
-                    select(runs.c.run_id).where(
-                        runs.c.lifecycle_stage == LifecycleStage.DELETED,
-                        runs.c.deleted_time < deleted_before,
-                    )
-                ).scalars()
-            )
+            ids = list(conn.execute(self._deleted_before(deleted_before)).scalars())
             for chunk in _chunks(ids):
                 for table in (t.metrics, latest_metrics, t.params, t.tags, run_artifacts):
                     conn.execute(delete(table).where(table.c.run_id.in_(chunk)))

@@ -432,10 +432,13 @@ class TrackingService:
         return root / safe_relpath(path, "artifact path") if path else root
 
     # -- maintenance -----------------------------------------------------------------------
+    def deleted_run_ids(self, older_than_ms: int = 0) -> list[str]:
+        return self.store.deleted_run_ids(now_ms() - older_than_ms + 1)
+
     def purge_deleted_runs(self, older_than_ms: int = 0) -> list[str]:
         """Permanently remove runs deleted more than ``older_than_ms`` ago; their blobs become
         unreferenced and the next blob GC reclaims them."""
-        purged = self.store.purge_deleted_runs(now_ms() - older_than_ms)
+        purged = self.store.purge_deleted_runs(now_ms() - older_than_ms + 1)
         for run_id in purged:
             self.events.record(None, "run.purged", "run", run_id)
         return purged

@@ -128,6 +128,10 @@ class TrackingStore(abc.ABC):
 
     # -- purge ---------------------------------------------------------------------------------
     @abc.abstractmethod
+    def deleted_run_ids(self, deleted_before: int) -> list[str]:
+        """Ids of runs soft-deleted before ``deleted_before`` (ms)."""
+
+    @abc.abstractmethod
     def purge_deleted_runs(self, deleted_before: int) -> list[str]:
         """Hard-delete runs soft-deleted before ``deleted_before`` (ms), with their data and
         blob references; returns their ids."""
