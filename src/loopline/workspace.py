@@ -143,11 +143,20 @@ class Workspace:
         *,
         dry_run: bool = False,
         grace_seconds: float | None = None,
+        purge_runs_older_than: float | None = 0,
         on_progress: Callable[[int], None] | None = None,
     ) -> GcReport:
-        """Delete blobs no metadata row references, sparing those younger than the grace period
-        (``gc_grace_seconds``, an hour by default)."""
+        """Purge soft-deleted runs (deleted more than ``purge_runs_older_than`` seconds ago;
+        ``None`` keeps them all), then delete blobs no metadata row references, sparing those
+        younger than the grace period (``gc_grace_seconds``, an hour by default)."""
         grace = self.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+        purged: list[str] = []
+        if purge_runs_older_than is not None:
+            older_ms = int(purge_runs_older_than * 1000)
+            if dry_run:
+                purged = self.tracking.deleted_run_ids(older_ms)
+            else:
+                purged = self.tracking.purge_deleted_runs(older_ms)
         report = collect(
             self.blobs,
             self.store.iter_blob_refs(),
@@ -155,6 +164,7 @@ class Workspace:
             dry_run=dry_run,
             on_progress=on_progress,
         )
+        report.purged_runs = purged
         if not dry_run and report.deleted:
             self.events.record(
                 None,
