@@ -40,3 +40,9 @@ def test_error_classes_keep_their_builtin_meaning():
     assert issubclass(loopline.InvalidInput, ValueError)
     assert issubclass(loopline.ConfigError, loopline.InvalidInput)
     assert loopline.AlreadyExists.http_status == 400
+
+
+def test_the_recorded_schema_head_is_the_newest_migration():
+    from loopline.store import migrate
+
+    assert migrate.HEAD == migrate.alembic_head()

@@ -25,9 +25,11 @@ __all__ = [
     "ENV_PREFIX",
     "ResolvedSettings",
     "Settings",
+    "absolutize",
     "find_config_file",
     "load_settings",
     "mask_uri",
+    "strip_password",
 ]
 
 CONFIG_FILENAME = "loopline.toml"
@@ -149,18 +151,40 @@ def _defaults(home: Path) -> dict[str, Any]:
     }
 
 
-def _absolutize(name: str, value: Any, base: Path) -> Any:
+def absolutize(name: str, value: Any, base: Path) -> Any:
     """Make relative local paths absolute against ``base`` (the config file's directory for file
-    values, the current directory for flags and env), so a workspace works from any subdirectory."""
+    values, the current directory for flags and env), so a workspace works from any subdirectory.
+    ``~`` is expanded."""
     if not isinstance(value, str):
         return value
-    if name == "artifact_uri" and "://" not in value:
-        return str((base / value).resolve()) if not Path(value).is_absolute() else value
+    if name == "artifact_uri":
+        if value.startswith("file://"):
+            value = value[len("file://") :]
+        if "://" not in value:
+            path = Path(value).expanduser()
+            return str(path if path.is_absolute() else (base / path).resolve())
     if name == "store_uri" and value.startswith("sqlite:///"):
-        path = value[len("sqlite:///") :]
-        if path and path != ":memory:" and not Path(path).is_absolute():
-            return f"sqlite:///{(base / path).resolve()}"
+        raw = value[len("sqlite:///") :]
+        if raw and raw != ":memory:":
+            path = Path(raw).expanduser()
+            if not path.is_absolute():
+                path = (base / path).resolve()
+            return f"sqlite:///{path}"
     return value
+
+
+def strip_password(uri: str) -> str:
+    """``uri`` without the password in its user info (for writing config files)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -171,8 +195,9 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
-    # A [loopline] table is accepted too, for people who keep several tools' settings in one file.
-    if set(data) == {"loopline"} and isinstance(data["loopline"], dict):
+    # A [loopline] table is accepted too, for files shared with other tools' settings; then
+    # only that table is ours and the other tables are left alone.
+    if isinstance(data.get("loopline"), dict):
         data = data["loopline"]
     known = set(Settings.model_fields) - {"home"}
     for key in data:
@@ -219,7 +244,7 @@ def load_settings(
 
     if config_file is not None:
         for name, value in _read_config_file(config_file).items():
-            values[name] = _absolutize(name, value, config_file.parent)
+            values[name] = absolutize(name, value, config_file.parent)
             sources[name] = f"file {config_file}"
 
     for name in Settings.model_fields:
@@ -227,7 +252,7 @@ def load_settings(
             continue
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None and raw != "":
-            values[name] = _absolutize(name, raw, cwd)
+            values[name] = absolutize(name, raw, cwd)
             sources[name] = f"env {ENV_PREFIX}{name.upper()}"
 
     for name, value in flags.items():
@@ -235,7 +260,7 @@ def load_settings(
             continue
         if name not in Settings.model_fields:
             raise ConfigError(f"unknown setting {name!r}")
-        values[name] = _absolutize(name, value, cwd)
+        values[name] = absolutize(name, value, cwd)
         sources[name] = "flag"
 
     try:

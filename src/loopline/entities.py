@@ -16,11 +16,11 @@ _KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_ID_LEN = 256
 
 
-def check_kind(value: str, field_name: str) -> str:
+def check_kind(value: str, field_name: str, example: str = "'run', 'dataset_version'") -> str:
     if not isinstance(value, str) or not _KIND.match(value):
         raise InvalidInput(
             f"{field_name} {value!r} is invalid: use 1-64 lowercase letters, digits or '_', "
-            "starting with a letter (e.g. 'run', 'dataset_version')"
+            f"starting with a letter (e.g. {example})"
         )
     return value
 

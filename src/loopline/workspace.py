@@ -17,7 +17,14 @@ from typing import Any
 
 from loopline.blobs.cas import BlobStore
 from loopline.blobs.gc import GcReport, collect
-from loopline.config import CONFIG_FILENAME, Settings, load_settings, mask_uri
+from loopline.config import (
+    CONFIG_FILENAME,
+    Settings,
+    absolutize,
+    load_settings,
+    mask_uri,
+    strip_password,
+)
 from loopline.errors import ConfigError
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
@@ -217,13 +224,20 @@ def init_workspace(directory: str | Path = ".", **overrides: Any) -> Workspace:
         raise ConfigError(f"cannot create workspace directory {home}: {exc.strerror}") from exc
     config_file = home / CONFIG_FILENAME
     created = False
+    # Paths given on the command line are relative to where the user stands, not to the new
+    # workspace: make them absolute before they go into the file.
+    overrides = {k: absolutize(k, v, Path.cwd()) if v else v for k, v in overrides.items()}
     if not config_file.exists():
         store_uri = overrides.get("store_uri") or "sqlite:///.loopline/loopline.db"
         artifact_uri = overrides.get("artifact_uri") or ".loopline/artifacts"
-        try:
-            config_file.write_text(
-                _TOML_TEMPLATE.format(store_uri=store_uri, artifact_uri=artifact_uri)
+        text = _TOML_TEMPLATE.format(store_uri=strip_password(store_uri), artifact_uri=artifact_uri)
+        if strip_password(store_uri) != store_uri:
+            text += (
+                "# The database password was not written here: supply it with PGPASSWORD,\n"
+                "# ~/.pgpass or LOOPLINE_STORE_URI.\n"
             )
+        try:
+            config_file.write_text(text)
         except OSError as exc:
             raise ConfigError(f"cannot write {config_file}: {exc.strerror}") from exc
         created = True

@@ -131,8 +131,9 @@ class VerifyingReader(io.RawIOBase):
         actual = self._hasher.hexdigest()
         if actual != self._digest:
             raise IntegrityError(
-                f"blob {self._digest} is corrupt: its content hashes to {actual}; restore it from "
-                "a backup or re-create it, then run 'loopline gc' to drop the bad copy"
+                f"blob {self._digest} is corrupt: its content hashes to {actual}; delete the bad "
+                "copy ('loopline blobs verify --delete-corrupt') and store the original bytes "
+                "again, or restore it from a backup"
             )
 
     def close(self) -> None:

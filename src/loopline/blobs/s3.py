@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from loopline.blobs.base import BlobBackend, Staged, StoredObject
-from loopline.errors import ConfigError, NotFound, StoreUnavailable
+from loopline.errors import ConfigError, NotFound, PermissionDenied, StoreUnavailable
 
 __all__ = ["S3Backend"]
 
 READ_BLOCK = 8 * 1024 * 1024
+_BLOB_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}$")
 SPOOL_DIR = Path(tempfile.gettempdir()) / "loopline-spool"
 
 
@@ -83,16 +85,28 @@ class S3Backend(BlobBackend):
             skip_instance_cache=True,
             use_listings_cache=False,
         )
-        where = endpoint_url or "AWS"
+        self._check_bucket(endpoint_url or "AWS")
+
+    def _check_bucket(self, where: str) -> None:
+        """One HEAD request that tells a missing bucket from bad credentials (s3fs's exists()
+        answers False for both)."""
         try:
-            found = self.fs.exists(bucket)
+            self.fs.call_s3("head_bucket", Bucket=self.bucket)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"S3 bucket {self.bucket!r} does not exist at {where}; create it first"
+            ) from None
+        except PermissionError as exc:
+            raise PermissionDenied(
+                f"access to S3 bucket {self.bucket!r} at {where} was denied ({exc}); check the "
+                "credentials (LOOPLINE_S3_ACCESS_KEY_ID / LOOPLINE_S3_SECRET_ACCESS_KEY or the "
+                "AWS_* variables)"
+            ) from None
         except Exception as exc:  # botocore raises a zoo of connection errors
             raise StoreUnavailable(
-                f"cannot reach S3 at {where} for {uri}: {exc}; check the endpoint "
+                f"cannot reach S3 at {where} for {self.uri}: {exc}; check the endpoint "
                 "(LOOPLINE_S3_ENDPOINT_URL) and credentials"
             ) from exc
-        if not found:
-            raise ConfigError(f"S3 bucket {bucket!r} does not exist at {where}; create it first")
 
     def _full(self, key: str) -> str:
         return f"{self.root}/{key}"
@@ -145,11 +159,13 @@ class S3Backend(BlobBackend):
                         removed += 1
         # Multipart uploads a killed process never completed: invisible, but they cost storage.
         with contextlib.suppress(Exception):
-            listing = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket)
+            prefix = self.root.partition("/")[2]
+            listing = self.fs.call_s3(
+                "list_multipart_uploads", Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""
+            )
             for upload in listing.get("Uploads", []):
-                if upload["Key"].startswith(self.root.partition("/")[2]) and (
-                    upload["Initiated"].timestamp() < older_than
-                ):
+                key = upload["Key"][len(prefix) + 1 :] if prefix else upload["Key"]
+                if _BLOB_KEY.match(key) and upload["Initiated"].timestamp() < older_than:
                     self.fs.call_s3(
                         "abort_multipart_upload",
                         Bucket=self.bucket,

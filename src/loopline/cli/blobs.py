@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from loopline.cli.context import console, workspace
 from loopline.cli.progress import byte_progress
@@ -75,6 +77,14 @@ def verify(
     digests: Annotated[
         list[str] | None, typer.Argument(help="Digests to check (default: all).")
     ] = None,
+    delete_corrupt: Annotated[
+        bool,
+        typer.Option(
+            "--delete-corrupt",
+            help="Delete corrupt copies, so storing the original "
+            "bytes again (e.g. 'loopline blobs put FILE') repairs them.",
+        ),
+    ] = False,
 ) -> None:
     """Re-hash blobs and report any whose content no longer matches its digest."""
     ws = workspace(ctx)
@@ -87,7 +97,11 @@ def verify(
                 bad.append(digest)
     if bad:
         for digest in bad:
-            console.print(f"[red]corrupt[/] {digest}")
+            console.print(Text.assemble(("corrupt", "red"), f" {digest}"))
+            if delete_corrupt:
+                ws.blobs.delete(digest)
+        if delete_corrupt:
+            console.print(f"deleted {len(bad)} corrupt blobs; store their original bytes again")
         raise IntegrityError(f"{len(bad)} of {len(targets)} blobs are corrupt")
     console.print(f"{len(targets)} blobs verified, all intact")
 
@@ -96,11 +110,20 @@ def verify(
 def list_(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List stored blobs with size and write time."""
     ws = workspace(ctx)
     table = Table("digest", "size", "written (UTC)")
     for obj in itertools.islice(ws.blobs.iter_stored(), limit):
-        when = dt.datetime.fromtimestamp(obj.mtime, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(obj.key.replace("/", ""), f"{obj.size:,}", when)
-    console.print(table)
+        digest = obj.key.replace("/", "")
+        when = dt.datetime.fromtimestamp(obj.mtime, dt.UTC)
+        if as_json:
+            console.print(
+                json.dumps({"digest": digest, "size": obj.size, "written": when.isoformat()}),
+                soft_wrap=True,
+            )
+        else:
+            table.add_row(digest, f"{obj.size:,}", when.strftime("%Y-%m-%d %H:%M:%S"))
+    if not as_json:
+        console.print(table)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +15,18 @@ from loopline.workspace import Workspace
 
 __all__ = ["CliState", "console", "err_console", "resolved", "workspace"]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool) -> Console:
+    # markup/emoji off: run names, ids and paths are user data and must print verbatim
+    # ("run:x" must not become an emoji, "[bold]" must not vanish). Styling goes through
+    # Text/style arguments instead. Piped output is not cut to 80 columns.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 1000
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, width=width)
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from loopline.cli.context import console
 from loopline.demo import DemoStep, run_demo
@@ -26,11 +27,16 @@ def demo(
     """
     keep = directory is not None
     home = directory or Path(tempfile.mkdtemp(prefix="loopline-demo-"))
-    console.print(f"[bold]Loopline demo[/] in {home}\n")
+    console.print(Text.assemble(("Loopline demo", "bold"), f" in {home}\n"))
 
     def show(step: DemoStep) -> None:
         console.print(
-            f"[green]✓[/] {step.name:<30} [dim]{step.seconds * 1000:7.1f} ms[/]  {step.result}",
+            Text.assemble(
+                ("✓ ", "green"),
+                f"{step.name:<34} ",
+                (f"{step.seconds * 1000:7.1f} ms", "dim"),
+                f"  {step.result}",
+            ),
             soft_wrap=True,
         )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Annotated
@@ -20,7 +21,9 @@ def list_(
     action: Annotated[
         str | None, typer.Option(help="Only this action, e.g. workspace.init.")
     ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events by this actor.")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show recent events: who did what to which object, and when."""
     ref = Ref.parse(obj) if obj else None
@@ -29,13 +32,18 @@ def list_(
         object_kind=ref.kind if ref else None,
         object_id=ref.id if ref else None,
         action=action,
+        actor=actor,
         limit=limit,
         newest_first=True,
     )
     table = Table("id", "time (UTC)", "actor", "action", "object", "details")
     for e in events:
+        if as_json:
+            console.print(json.dumps(dataclasses.asdict(e), sort_keys=True), soft_wrap=True)
+            continue
         when = dt.datetime.fromtimestamp(e.time_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
             str(e.id), when, e.actor, e.action, str(e.object), json.dumps(e.details, sort_keys=True)
         )
-    console.print(table)
+    if not as_json:
+        console.print(table)

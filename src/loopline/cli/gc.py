@@ -53,6 +53,7 @@ def gc(
         console.print(f"removed {report.staging_cleaned} abandoned partial uploads")
     if report.missing:
         console.print(
-            f"[yellow]warning:[/] {len(report.missing)} referenced blobs are missing, "
-            f"e.g. {report.missing[0]}"
+            f"warning: {len(report.missing)} referenced blobs are missing, "
+            f"e.g. {report.missing[0]}",
+            style="yellow",
         )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -10,7 +11,14 @@ from loopline.workspace import init_workspace
 
 def init(
     ctx: typer.Context,
-    directory: Annotated[str, typer.Argument(help="Where to create the workspace.")] = ".",
+    directory: Annotated[
+        str | None,
+        typer.Argument(
+            help="Where to create the workspace (default: --home, LOOPLINE_HOME, "
+            "else the current directory).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create a workspace: loopline.toml plus .loopline/ (SQLite database and blob directory).
 
@@ -18,10 +26,11 @@ def init(
     Use the global --store/--artifacts flags to point a new workspace at PostgreSQL or S3.
     """
     flags = state(ctx).flags
+    target = directory or flags.get("home") or os.environ.get("LOOPLINE_HOME") or "."
     with init_workspace(
-        directory, store_uri=flags.get("store_uri"), artifact_uri=flags.get("artifact_uri")
+        target, store_uri=flags.get("store_uri"), artifact_uri=flags.get("artifact_uri")
     ) as ws:
         s = ws.settings.display()
-        console.print(f"Workspace [bold]{ws.id}[/] ready in {ws.settings.home}")
+        console.print(f"Workspace {ws.id} ready in {ws.settings.home}")
         console.print(f"  metadata  {s['store_uri']}")
         console.print(f"  blobs     {s['artifact_uri']}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 from rich.tree import Tree
 
 from loopline.cli.context import console, workspace
@@ -12,7 +13,7 @@ app = typer.Typer(help="Explore lineage between objects.", no_args_is_help=True)
 
 
 def _tree(root: Ref, edges: list[LineageEdge], upstream: bool) -> Tree:
-    tree = Tree(f"[bold]{root}[/]")
+    tree = Tree(Text(str(root), style="bold"))
     children: dict[Ref, list[LineageEdge]] = {}
     for edge in edges:
         parent = edge.target if upstream else edge.source
@@ -21,9 +22,9 @@ def _tree(root: Ref, edges: list[LineageEdge], upstream: bool) -> Tree:
     def grow(node: Tree, ref: Ref, path: frozenset[Ref]) -> None:
         for edge in children.get(ref, []):
             other = edge.source if upstream else edge.target
-            label = f"{other}  [dim]({edge.relation})[/]"
+            label = Text.assemble(str(other), (f"  ({edge.relation})", "dim"))
             if other in path:
-                node.add(label + " [dim]cycle[/]")
+                node.add(label + Text(" cycle", style="dim"))
                 continue
             grow(node.add(label), other, path | {other})
 

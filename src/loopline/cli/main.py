@@ -7,7 +7,7 @@ import traceback
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from loopline._version import __version__
 from loopline.cli import (
@@ -116,7 +116,7 @@ def main() -> None:
     except LooplineError as exc:
         if _VERBOSE:
             traceback.print_exc()
-        err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True, soft_wrap=True)
+        err_console.print(Text.assemble(("Error:", "bold red"), f" {exc.message}"), soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
@@ -125,9 +125,11 @@ def main() -> None:
         if _VERBOSE:
             traceback.print_exc()
         err_console.print(
-            f"[bold red]Error:[/] internal error: {type(exc).__name__}: {escape(str(exc))} "
-            "(run with --verbose for the traceback)",
-            markup=True,
+            Text.assemble(
+                ("Error:", "bold red"),
+                f" internal error: {type(exc).__name__}: {exc} "
+                "(run with --verbose for the traceback)",
+            ),
             soft_wrap=True,
         )
         sys.exit(1)

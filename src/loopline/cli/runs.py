@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from loopline.cli.context import console, workspace
 from loopline.tracking.entities import Run, ViewType
@@ -92,7 +93,7 @@ def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.
     tracking = workspace(ctx).tracking
     run = tracking.get_run(run_id)
     info = run.info
-    console.print(f"[bold]{info.run_name}[/]  {info.run_id}")
+    console.print(Text.assemble((info.run_name, "bold"), f"  {info.run_id}"))
     console.print(
         f"experiment {info.experiment_id}   status {info.status}   stage {info.lifecycle_stage}"
     )

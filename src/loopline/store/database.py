@@ -12,8 +12,6 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from loopline.config import mask_uri
@@ -59,7 +57,13 @@ class Database:
 
     def insert(self, table: Any) -> Any:
         """``INSERT`` with ``on_conflict_do_*`` for this dialect."""
-        return (pg_insert if self.dialect == "postgresql" else sqlite_insert)(table)
+        if self.dialect == "postgresql":  # imported lazily: ~60 ms a SQLite user never needs
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def read(self) -> Connection:
         """A connection for reads; use as a context manager."""

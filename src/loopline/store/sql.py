@@ -185,7 +185,7 @@ class SqlStore(MetadataStore):
 
     # -- lineage ---------------------------------------------------------------------------
     def add_link(self, source: Ref, target: Ref, relation: str) -> bool:
-        check_kind(relation, "relation")
+        check_kind(relation, "relation", example="'trained_on', 'produced'")
         if source == target:
             raise InvalidInput(f"an object cannot be linked to itself ({source})")
         stmt = (
