@@ -43,7 +43,7 @@ class BatchWriter:
         *,
         interval: float = 0.1,
         max_batch: int = 5_000,
-        max_pending: int = 50_000,
+        max_pending: int = 10_000,
         retries: int = 5,
     ) -> None:
         self._write = write
