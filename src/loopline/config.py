@@ -118,19 +118,26 @@ class ResolvedSettings:
     config_file: Path | None
 
 
-def mask_uri(uri: str) -> str:
-    """Hide the password of ``scheme://user:password@host`` so URIs can be logged and printed."""
+def _replace_password(uri: str, replacement: str | None) -> str:
+    """``uri`` with the password in its user info replaced (``None``: removed)."""
     try:
         parts = urlsplit(uri)
     except ValueError:
         return uri
     if parts.password is None:
         return uri
-    user = parts.username or ""
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    user = parts.username or ""
+    if replacement is not None:
+        user = f"{user}:{replacement}"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def mask_uri(uri: str) -> str:
+    """Hide the password of ``scheme://user:password@host`` so URIs can be logged and printed."""
+    return _replace_password(uri, "***")
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -175,16 +182,7 @@ def absolutize(name: str, value: Any, base: Path) -> Any:
 
 def strip_password(uri: str) -> str:
     """``uri`` without the password in its user info (for writing config files)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
+    return _replace_password(uri, None)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

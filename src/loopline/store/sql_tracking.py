@@ -7,6 +7,7 @@ holds its kind, which both databases plan as an index lookup on ``key``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -55,19 +56,13 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
+_RUN_INFO_FIELDS = [f.name for f in dataclasses.fields(RunInfo)]
+
+
 def _info(row: Any) -> RunInfo:
-    return RunInfo(
-        run_id=row.run_id,
-        experiment_id=str(row.experiment_id),
-        run_name=row.run_name,
-        user_id=row.user_id,
-        status=row.status,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        lifecycle_stage=row.lifecycle_stage,
-        artifact_uri=row.artifact_uri,
-        parent_run_id=row.parent_run_id,
-    )
+    values = {name: getattr(row, name) for name in _RUN_INFO_FIELDS}
+    values["experiment_id"] = str(values["experiment_id"])
+    return RunInfo(**values)
 
 
 def _value(value: float, nan: bool) -> float:
@@ -261,20 +256,7 @@ class SqlTrackingStore(TrackingStore):
                 raise InvalidInput(
                     f"experiment {info.experiment_id!r} is deleted; restore it before adding runs"
                 )
-            conn.execute(
-                runs.insert().values(
-                    run_id=info.run_id,
-                    experiment_id=pk,
-                    run_name=info.run_name,
-                    user_id=info.user_id,
-                    status=info.status,
-                    start_time=info.start_time,
-                    end_time=info.end_time,
-                    lifecycle_stage=info.lifecycle_stage,
-                    artifact_uri=info.artifact_uri,
-                    parent_run_id=info.parent_run_id,
-                )
-            )
+            conn.execute(runs.insert().values(**{**dataclasses.asdict(info), "experiment_id": pk}))
             if tags:
                 conn.execute(
                     t.tags.insert(),

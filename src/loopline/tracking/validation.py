@@ -75,24 +75,20 @@ def make_metric(key: str, value: Any, step: Any = None, timestamp: Any = None) -
     return Metric(key, float(value), int(timestamp), int(step))
 
 
-def param_value(key: str, value: Any) -> str:
-    check_key(key, "param")
+def _text_value(kind: str, key: str, value: Any, limit: int) -> str:
+    check_key(key, kind)
     text = str(value)
-    if len(text) > MAX_PARAM_VALUE_LEN:
-        raise InvalidInput(
-            f"param {key!r}: value is {len(text)} characters; the limit is {MAX_PARAM_VALUE_LEN}"
-        )
+    if len(text) > limit:
+        raise InvalidInput(f"{kind} {key!r}: value is {len(text)} characters; the limit is {limit}")
     return text
+
+
+def param_value(key: str, value: Any) -> str:
+    return _text_value("param", key, value, MAX_PARAM_VALUE_LEN)
 
 
 def tag_value(key: str, value: Any) -> str:
-    check_key(key, "tag")
-    text = str(value)
-    if len(text) > MAX_TAG_VALUE_LEN:
-        raise InvalidInput(
-            f"tag {key!r}: value is {len(text)} characters; the limit is {MAX_TAG_VALUE_LEN}"
-        )
-    return text
+    return _text_value("tag", key, value, MAX_TAG_VALUE_LEN)
 
 
 def is_nan(value: float) -> bool:
