@@ -45,4 +45,4 @@ def test_error_classes_keep_their_builtin_meaning():
 def test_the_recorded_schema_head_is_the_newest_migration():
     from loopline.store import migrate
 
-    assert migrate.HEAD == migrate.alembic_head()
+    assert migrate.alembic_head() == migrate.HEAD

@@ -9,6 +9,7 @@ on disk are hashed in place and uploaded directly.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import tempfile
@@ -23,6 +24,8 @@ from loopline.errors import ConfigError, NotFound, PermissionDenied, StoreUnavai
 __all__ = ["S3Backend"]
 
 READ_BLOCK = 8 * 1024 * 1024
+UPLOAD_PART = 16 * 1024 * 1024
+UPLOAD_CONCURRENCY = 4  # parts in flight: bounds upload memory to ~64 MiB
 _BLOB_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}$")
 SPOOL_DIR = Path(tempfile.gettempdir()) / "loopline-spool"
 
@@ -30,8 +33,8 @@ SPOOL_DIR = Path(tempfile.gettempdir()) / "loopline-spool"
 class _SpoolStaged(Staged):
     def __init__(self, backend: S3Backend) -> None:
         self._backend = backend
-        SPOOL_DIR.mkdir(exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=SPOOL_DIR, prefix="put-")
+        backend.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=backend.spool_dir, prefix="put-")
         self._path = Path(name)
         self.file = os.fdopen(fd, "wb")
 
@@ -133,7 +136,12 @@ class S3Backend(BlobBackend):
     def publish_path(self, path: Path, key: str) -> None:
         if self.exists(key):
             return
-        self.fs.put_file(str(path), self._full(key))
+        # s3fs holds every in-flight part in memory: cap part size x concurrency, while keeping
+        # under S3's 10,000-part limit for very large files.
+        part = max(UPLOAD_PART, -(-path.stat().st_size // 10_000))
+        self.fs.put_file(
+            str(path), self._full(key), chunksize=part, max_concurrency=UPLOAD_CONCURRENCY
+        )
 
     def delete(self, key: str) -> bool:
         # S3 DELETE succeeds on a missing key, so ask first to report truthfully.
@@ -149,30 +157,44 @@ class S3Backend(BlobBackend):
             if len(fan) == 2 and rest and "/" not in rest:
                 yield StoredObject(key, int(info["size"]), _mtime(info))
 
+    @property
+    def spool_dir(self) -> Path:
+        """Local spool for streams of this bucket/prefix only, so one store's GC never removes
+        another store's in-flight spool files."""
+        return SPOOL_DIR / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+
+    def _stale_uploads(self, older_than: float) -> Iterator[dict[str, Any]]:
+        """Unfinished multipart uploads of our own blob keys, every page of them."""
+        prefix = self.root.partition("/")[2]
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": f"{prefix}/" if prefix else ""}
+        while True:
+            listing = self.fs.call_s3("list_multipart_uploads", **request)
+            for upload in listing.get("Uploads", []):
+                key = upload["Key"][len(prefix) + 1 :] if prefix else upload["Key"]
+                if _BLOB_KEY.match(key) and upload["Initiated"].timestamp() < older_than:
+                    yield upload
+            if not listing.get("IsTruncated"):
+                return
+            request["KeyMarker"] = listing.get("NextKeyMarker", "")
+            request["UploadIdMarker"] = listing.get("NextUploadIdMarker", "")
+
     def clean_staging(self, older_than: float) -> int:
         removed = 0
-        if SPOOL_DIR.is_dir():
-            for entry in SPOOL_DIR.iterdir():
+        if self.spool_dir.is_dir():
+            for entry in self.spool_dir.iterdir():
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat().st_mtime < older_than:
                         entry.unlink()
                         removed += 1
         # Multipart uploads a killed process never completed: invisible, but they cost storage.
-        with contextlib.suppress(Exception):
-            prefix = self.root.partition("/")[2]
-            listing = self.fs.call_s3(
-                "list_multipart_uploads", Bucket=self.bucket, Prefix=f"{prefix}/" if prefix else ""
+        for upload in self._stale_uploads(older_than):
+            self.fs.call_s3(
+                "abort_multipart_upload",
+                Bucket=self.bucket,
+                Key=upload["Key"],
+                UploadId=upload["UploadId"],
             )
-            for upload in listing.get("Uploads", []):
-                key = upload["Key"][len(prefix) + 1 :] if prefix else upload["Key"]
-                if _BLOB_KEY.match(key) and upload["Initiated"].timestamp() < older_than:
-                    self.fs.call_s3(
-                        "abort_multipart_upload",
-                        Bucket=self.bucket,
-                        Key=upload["Key"],
-                        UploadId=upload["UploadId"],
-                    )
-                    removed += 1
+            removed += 1
         return removed
 
 
