@@ -163,8 +163,14 @@ def test_the_readme_set_up_section_holds_exactly_the_two_commands() -> None:
     assert [b.text.strip() for b in parse_blocks(section) if b.lang == "bash"] == [
         "python3.11 -m venv .venv && .venv/bin/pip install . && .venv/bin/loopline demo",
         "python3.11 -m venv .venv && .venv/bin/pip install -e '.[dev]'"
-        " && .venv/bin/python -m pytest",
+        " && .venv/bin/python -m pytest -n 2",
     ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the same pytest invocation the README tells people to run."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert '"$VENV/bin/python" -m pytest -n 2\n' in script
 
 
 class TestParseBlocks:
