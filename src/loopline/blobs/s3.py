@@ -24,8 +24,8 @@ from loopline.errors import ConfigError, NotFound, PermissionDenied, StoreUnavai
 __all__ = ["S3Backend"]
 
 READ_BLOCK = 8 * 1024 * 1024
-UPLOAD_PART = 16 * 1024 * 1024
-UPLOAD_CONCURRENCY = 4  # parts in flight: bounds upload memory to ~64 MiB
+UPLOAD_PART = 8 * 1024 * 1024
+UPLOAD_CONCURRENCY = 4  # parts in flight: bounds upload memory to ~32 MiB
 _BLOB_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}$")
 SPOOL_DIR = Path(tempfile.gettempdir()) / "loopline-spool"
 
