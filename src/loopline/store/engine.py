@@ -54,6 +54,10 @@ def _prepare_sqlite_file(uri: str) -> None:
         )
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_engine(uri: str) -> Engine:
     _prepare_sqlite_file(uri)
     engine = create_engine(
@@ -72,6 +76,9 @@ def _sqlite_engine(uri: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         # LIKE is case-sensitive on PostgreSQL and in MLflow's grammar; make SQLite agree.
         cursor.execute("PRAGMA case_sensitive_like = ON")
+        # SQLite's lower() folds ASCII only; ILIKE compiles to lower(x) LIKE lower(y), so give
+        # it Python's Unicode-aware lower() to answer as PostgreSQL does ('École' ILIKE 'é%').
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, false, or_, select, update
+from sqlalchemy import Connection, String, and_, case, cast, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -94,10 +94,12 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
         return column > value
     if op == ">=":
         return column >= value
+    # An explicit escape character, so '\\%' means a literal '%' on both backends (PostgreSQL
+    # escapes with backslash by default, SQLite has no default escape).
     if op == "LIKE":
-        return column.like(value)
+        return column.like(value, escape="\\")
     if op == "ILIKE":
-        return column.ilike(value)
+        return column.ilike(value, escape="\\")
     if op == "IN":
         return column.in_(list(value))
     if op == "NOT IN":
@@ -108,13 +110,10 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 def _condition(c: Compare) -> ColumnElement[bool]:
     if c.kind == "attribute":
         column = _ATTRIBUTE_COLUMNS[c.key]
-        value: Any = c.value
         if c.key == "experiment_id":
-            try:
-                value = [int(v) for v in value] if isinstance(value, tuple) else int(value)
-            except ValueError:
-                return false()
-        return _compare(column, c.op, value)
+            # Ids are strings in the API: compare as text ('01' is not experiment 1, LIKE works).
+            column = cast(column, String)
+        return _compare(column, c.op, c.value)
     if c.kind == "metric":
         table = latest_metrics
         inner = [table.c.key == c.key, table.c.is_nan.is_(False)]
@@ -502,6 +501,12 @@ class SqlTrackingStore(TrackingStore):
                     alias, and_(alias.c.run_id == runs.c.run_id, alias.c.key == key.key)
                 )
                 column = alias.c.value
+                if key.kind == "metric":
+                    # As MLflow: numbers first (in the asked direction), then NaN, then runs
+                    # without the metric, whichever the direction.
+                    ordering.append(
+                        case((alias.c.is_nan.is_(True), 1), (alias.c.value.is_(None), 2), else_=0)
+                    )
             ordering.append((column.desc() if key.descending else column.asc()).nulls_last())
         ordering += [runs.c.start_time.desc(), runs.c.run_id.asc()]
         query = query.order_by(*ordering).limit(max_results + 1).offset(offset)

@@ -122,6 +122,10 @@ def _tokenize(text: str) -> list[_Tok]:
 
 
 def _unquote(tok: _Tok) -> str:
+    if "\x00" in tok.text:
+        # PostgreSQL refuses NUL in text and SQLite truncates patterns at it: refuse it here,
+        # so both backends (and the HTTP API) answer the same way.
+        raise InvalidInput(f"filter: NUL character in the quoted text at offset {tok.pos}")
     quote = tok.text[0]
     return tok.text[1:-1].replace(quote * 2, quote)
 
@@ -296,8 +300,21 @@ class _Parser:
             if math.isnan(value):  # pragma: no cover - the number pattern cannot produce NaN
                 raise InvalidInput(f"filter: NaN is not comparable (offset {tok.pos})")
         else:
+            value_tok = self._peek()
             value = self._string(f"a quoted string to compare {label} with")
+            if op in ("LIKE", "ILIKE") and _dangling_escape(value):
+                assert value_tok is not None
+                raise InvalidInput(
+                    f"filter: the {op} pattern at offset {value_tok.pos} ends in an unfinished "
+                    "escape ('\\'); write '\\\\' for a literal backslash"
+                )
         return Compare(kind, key, op, value)  # type: ignore[arg-type]
+
+
+def _dangling_escape(pattern: str) -> bool:
+    """True if the pattern ends in an odd run of backslashes (escaping nothing)."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1
 
 
 def parse_filter(text: str | None) -> list[Compare]:

@@ -340,8 +340,9 @@ class TrackingService:
 
     # -- artifacts -------------------------------------------------------------------------
     def _artifact_path(self, directory: str | None, name: str) -> str:
-        path = f"{directory.strip('/')}/{name}" if directory else name
-        return safe_relpath(path, "artifact path")
+        if not directory:
+            return safe_relpath(name, "artifact path")
+        return safe_relpath(f"{safe_relpath(directory, 'artifact path')}/{name}", "artifact path")
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
