@@ -151,7 +151,7 @@ params = Table(
     Column("run_id", String(32), _run_fk(), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index(None, "key"),
+    # Migration 0003: (key, value, run_id) on SQLite, (key, run_id) on PostgreSQL.
 )
 
 tags = Table(
@@ -160,7 +160,7 @@ tags = Table(
     Column("run_id", String(32), _run_fk(), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
-    Index(None, "key"),
+    # Migration 0003: (key, value, run_id) on SQLite, (key, run_id) on PostgreSQL.
 )
 
 # Every logged point. The primary key makes a retried write of the same point a no-op.
@@ -185,7 +185,7 @@ latest_metrics = Table(
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),
-    Index(None, "key", "value"),
+    Index(None, "key", "value", "run_id"),
 )
 
 run_artifacts = Table(

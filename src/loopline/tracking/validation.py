@@ -32,7 +32,13 @@ _KEY = re.compile(r"^[\w\-. /:]+$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+_valid_keys: set[str] = set()
+"""Keys already accepted: a training loop logs the same few keys millions of times."""
+
+
 def check_key(key: Any, what: str) -> str:
+    if key in _valid_keys:
+        return key  # type: ignore[no-any-return]
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{what} key must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY_LEN:
@@ -43,6 +49,8 @@ def check_key(key: Any, what: str) -> str:
         )
     if any(part in ("..", "") for part in key.split("/")) and "/" in key:
         raise InvalidInput(f"{what} key {key!r} must not contain empty or '..' path segments")
+    if len(_valid_keys) < 100_000:
+        _valid_keys.add(key)
     return key
 
 
@@ -54,6 +62,10 @@ def check_run_id(run_id: Any) -> str:
 
 def make_metric(key: str, value: Any, step: Any = None, timestamp: Any = None) -> Metric:
     check_key(key, "metric")
+    # Fast path for the overwhelmingly common case: plain float/int values and steps.
+    tv, ts = type(value), type(step)
+    if (tv is float or tv is int) and (ts is int or step is None) and timestamp is None:
+        return Metric(key, float(value), time.time_ns() // 1_000_000, step or 0)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         # numpy scalars are numbers.Real; strings, None and arrays are not.
         if hasattr(value, "item") and getattr(value, "shape", None) == ():
