@@ -122,3 +122,71 @@ def test_eight_processes_logging_to_one_sqlite_workspace_lose_nothing(tmp_path: 
         assert len(tracking.get_metric_history(run_id, "a")) == len(range(0, count, 50))
         assert tracking.get_run(run_id).info.status == "FINISHED"
     assert sum(c for _, c in results) > 8 * 100
+
+
+EXITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import loopline as ll
+    ll.use_workspace(sys.argv[1])
+    run = ll.start_run(capture=False)
+    print(run.run_id, flush=True)
+    for i in range(5000):
+        ll.log_metric("x", float(i), step=i)
+    if sys.argv[2] == "sigterm":
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+        time.sleep(60)
+    # "exit": fall off the end with the run still active and values still queued
+    """
+)
+
+
+@pytest.mark.parametrize(("how", "status"), [("exit", "FINISHED"), ("sigterm", "KILLED")])
+def test_exit_and_sigterm_flush_queued_values_and_close_the_run(
+    tmp_path: Path, how: str, status: str
+):
+    """Normal interpreter exit ends the run FINISHED, SIGTERM ends it KILLED; both first store
+    every queued value."""
+    ws_dir = tmp_path / "ws"
+    ll.use_workspace(ws_dir)
+    child = subprocess.Popen(
+        [sys.executable, "-c", EXITER, str(ws_dir), how], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        run_id = child.stdout.readline().strip()
+        if how == "sigterm":
+            assert child.stdout.readline().strip() == "ready"
+            child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    if how == "sigterm":
+        assert child.returncode == -signal.SIGTERM  # the default action still ends the process
+    else:
+        assert child.returncode == 0
+    history = ll.get_metric_history(run_id, "x")
+    assert [m.step for m in history] == list(range(5000))
+    assert ll.get_run(run_id).info.status == status
+
+
+def test_system_metrics_are_sampled_while_the_run_is_active(tmp_path: Path):
+    """A monitor samples CPU and memory into system/* metrics until stopped."""
+    from loopline.tracking.system_metrics import SystemMetricsMonitor
+
+    ll.use_workspace(tmp_path / "ws")
+    run = ll.start_run(capture=False)
+    from loopline.tracking import fluent
+
+    monitor = SystemMetricsMonitor(run.run_id, fluent._submit_metrics, interval=0.1)
+    monitor.start()
+    time.sleep(1.5)
+    monitor.stop()
+    ll.end_run()
+    metrics = ll.get_run(run.run_id).metrics
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+    assert metrics["system/process_rss_megabytes"] > 10
+    assert len(ll.get_metric_history(run.run_id, "system/process_rss_megabytes")) >= 3
