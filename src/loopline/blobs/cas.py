@@ -257,6 +257,8 @@ class BlobStore:
                     out.write(chunk)
                     if progress is not None:
                         progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())  # complete on disk before it takes the real name
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

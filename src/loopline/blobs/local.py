@@ -28,7 +28,9 @@ class _LocalStaged(Staged):
         self._backend = backend
         fd, name = tempfile.mkstemp(dir=backend.staging_dir, prefix="put-")
         self._path = Path(name)
-        self.file = os.fdopen(fd, "wb", buffering=0)
+        # Buffered: BufferedWriter.write() writes everything or raises, where a raw write may
+        # return short; chunks larger than the buffer still go straight to the file.
+        self.file = os.fdopen(fd, "wb", buffering=1024 * 1024)
 
     def publish(self, key: str) -> None:
         self.file.flush()
