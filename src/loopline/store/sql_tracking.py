@@ -8,6 +8,7 @@ holds its kind, which both databases plan as an index lookup on ``key``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,12 +20,8 @@ from sqlalchemy import (
     case,
     cast,
     delete,
-    false,
-    literal,
-    null,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
@@ -71,12 +68,16 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 
 _RUN_INFO_FIELDS = [f.name for f in dataclasses.fields(RunInfo)]
+_RUN_INFO_COLUMNS = [runs.c[name] for name in _RUN_INFO_FIELDS]
+_EXPERIMENT_POS = _RUN_INFO_FIELDS.index("experiment_id")
 
 
 def _info(row: Any) -> RunInfo:
-    values = {name: getattr(row, name) for name in _RUN_INFO_FIELDS}
-    values["experiment_id"] = str(values["experiment_id"])
-    return RunInfo(**values)
+    """A RunInfo from a row selected with ``_RUN_INFO_COLUMNS`` (positional: ~3x cheaper than
+    by name over thousands of rows)."""
+    values = list(row[: len(_RUN_INFO_FIELDS)])
+    values[_EXPERIMENT_POS] = str(values[_EXPERIMENT_POS])
+    return RunInfo(*values)
 
 
 def _value(value: float, nan: bool) -> float:
@@ -277,37 +278,44 @@ class SqlTrackingStore(TrackingStore):
                 )
 
     def _run_data(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, RunData]:
-        """Params, latest metrics and tags of many runs: one UNION ALL query per chunk of ids,
-        rows fetched in bulk (profiled: the data of a page costs more than finding the page)."""
+        """Params, latest metrics and tags of many runs in one round trip.
+
+        The ids travel as one parameter (a JSON array on SQLite, an array on PostgreSQL), not as
+        thousands of bound values, and rows are read straight from the driver's cursor: for a
+        page of ~1,600 runs this was most of a search's time when built with SQLAlchemy rows."""
         data: dict[str, RunData] = {rid: ({}, {}, {}) for rid in run_ids}
-        p, lm, tg = t.params.c, latest_metrics.c, t.tags.c
-        for chunk in _chunks(list(run_ids)):
-            query = union_all(
-                select(
-                    literal(0).label("kind"),
-                    p.run_id,
-                    p.key,
-                    p.value.label("text"),
-                    null().label("number"),
-                    false().label("nan"),
-                ).where(p.run_id.in_(chunk)),
-                select(literal(1), lm.run_id, lm.key, null(), lm.value, lm.is_nan).where(
-                    lm.run_id.in_(chunk)
-                ),
-                select(literal(2), tg.run_id, tg.key, tg.value, null(), false()).where(
-                    tg.run_id.in_(chunk)
-                ),
-            )
-            for kind, rid, key, text, number, nan in conn.execute(query).all():
+        if not run_ids:
+            return data
+        if self.db.dialect == "sqlite":
+            ids, arg = "SELECT value FROM json_each(?)", json.dumps(list(run_ids))
+            mark = "?"
+        else:
+            ids, arg, mark = "SELECT unnest(%s::text[])", list(run_ids), "%s"
+        # Text and numbers in separate columns: PostgreSQL will not unite text with double.
+        no_num, no_text = "CAST(NULL AS DOUBLE PRECISION)", "CAST(NULL AS TEXT)"
+        sql = (
+            f"SELECT 0, run_id, key, value, {no_num}, FALSE FROM params WHERE run_id IN ({ids}) "
+            f"UNION ALL SELECT 1, run_id, key, {no_text}, value, is_nan FROM latest_metrics "
+            f"WHERE run_id IN ({ids}) "
+            f"UNION ALL SELECT 2, run_id, key, value, {no_num}, FALSE FROM tags "
+            f"WHERE run_id IN ({ids})"
+        )
+        assert mark in ids
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, (arg, arg, arg))
+            for kind, rid, key, text, number, nan in cursor.fetchall():
                 if kind == 1:
-                    data[rid][1][key] = _value(number, nan)
+                    data[rid][1][key] = math.nan if nan else number
                 else:
                     data[rid][kind][key] = text
+        finally:
+            cursor.close()
         return data
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
-            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            row = conn.execute(select(*_RUN_INFO_COLUMNS).where(runs.c.run_id == run_id)).first()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found; try 'loopline runs list'")
             data = self._run_data(conn, [run_id])[run_id]
@@ -331,7 +339,7 @@ class SqlTrackingStore(TrackingStore):
         with self.db.write() as conn:
             if values:
                 conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
-            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            row = conn.execute(select(*_RUN_INFO_COLUMNS).where(runs.c.run_id == run_id)).first()
             if row is None:
                 raise NotFound(f"run {run_id!r} not found")
             if run_name is not None:
@@ -502,7 +510,7 @@ class SqlTrackingStore(TrackingStore):
                 pks.append(int(eid))
             except (TypeError, ValueError):
                 continue
-        query = select(runs).where(
+        query = select(*_RUN_INFO_COLUMNS).where(
             runs.c.experiment_id.in_(pks), runs.c.lifecycle_stage.in_(view.stages())
         )
         for c in filters:
