@@ -303,7 +303,8 @@ def queries() -> list[tuple[str, float, str]]:
     return out
 
 
-SEED_TABLES = ("runs", "tags", "params", "metrics", "latest_metrics")
+SEED_TABLES = ("runs", "tags", "params", "metrics", "latest_metrics", "run_summaries")
+"""Copied where they exist (``run_summaries`` is Loopline's per-run search summary)."""
 
 
 def clone_runs(db: Path, id_col: str, name_col: str, template: str, rows: list[dict]) -> str:
@@ -314,13 +315,14 @@ def clone_runs(db: Path, id_col: str, name_col: str, template: str, rows: list[d
     con = sqlite3.connect(db, isolation_level=None)
     try:
         con.execute("BEGIN IMMEDIATE")
+        present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         templates = {}
-        for table in SEED_TABLES:
+        for table in (t for t in SEED_TABLES if t in present):
             cur = con.execute(f'SELECT * FROM {table} WHERE "{id_col}" = ?', (template,))
             cols = [d[0] for d in cur.description]
             templates[table] = (cols, [dict(zip(cols, r, strict=True)) for r in cur.fetchall()])
         base = templates["runs"][1][0]["start_time"]
-        out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in SEED_TABLES}
+        out: dict[str, list[tuple[Any, ...]]] = {table: [] for table in templates}
         run_id = template
         for i, row in enumerate(rows):
             run_id = uuid.uuid4().hex
@@ -337,6 +339,12 @@ def clone_runs(db: Path, id_col: str, name_col: str, template: str, rows: list[d
                         new[name_col] = row["name"]
                         new["start_time"] = base + 1 + i
                         new["artifact_uri"] = old["artifact_uri"].replace(template, run_id)
+                    elif table == "run_summaries":
+                        doc = json.loads(old["data"])
+                        doc["p"].update(values["params"])
+                        doc["m"].update(values["latest_metrics"])
+                        doc["t"].update(values["tags"])
+                        new["data"] = json.dumps(doc)
                     else:
                         new["value"] = values[table].get(old["key"], old["value"])
                     out[table].append(tuple(new[c] for c in cols))

@@ -36,6 +36,7 @@ from loopline.store.tables import (
     experiments,
     latest_metrics,
     run_artifacts,
+    run_summaries,
     runs,
 )
 from loopline.tracking.entities import (
@@ -276,8 +277,47 @@ class SqlTrackingStore(TrackingStore):
                     t.tags.insert(),
                     [{"run_id": info.run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
+            self._refresh_summaries(conn, [info.run_id])
 
     def _run_data(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, RunData]:
+        """Params, latest metrics and tags of many runs, from their summary rows: one
+        primary-key lookup per run. Runs without a summary (none should lack one) are read from
+        the tables instead."""
+        if not run_ids:
+            return {}
+        if self.db.dialect == "sqlite":
+            ids, arg = "json_each(?) AS j", json.dumps(list(run_ids))
+        else:
+            ids, arg = "unnest(%s::text[]) AS j(value)", list(run_ids)
+        sql = f"SELECT s.run_id, s.data FROM {ids} JOIN run_summaries s ON s.run_id = j.value"
+        data: dict[str, RunData] = {}
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, (arg,))
+            for rid, text in cursor.fetchall():
+                doc = json.loads(text)
+                data[rid] = (doc["p"], doc["m"], doc["t"])
+        finally:
+            cursor.close()
+        missing = [rid for rid in run_ids if rid not in data]
+        if missing:
+            data.update(self._run_data_from_tables(conn, missing))
+        return data
+
+    def _refresh_summaries(self, conn: Connection, run_ids: Sequence[str]) -> None:
+        """Rebuild the summary rows of ``run_ids`` from the tables, inside the caller's
+        transaction, so a summary can never disagree with what is stored."""
+        rows = [
+            {"run_id": rid, "data": json.dumps({"p": p, "m": m, "t": tg})}
+            for rid, (p, m, tg) in self._run_data_from_tables(conn, run_ids).items()
+        ]
+        stmt = self.db.insert(run_summaries)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id"], set_={"data": stmt.excluded.data}
+        )
+        conn.execute(stmt, rows)
+
+    def _run_data_from_tables(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, RunData]:
         """Params, latest metrics and tags of many runs in one round trip.
 
         The ids travel as one parameter (a JSON array on SQLite, an array on PostgreSQL), not as
@@ -352,6 +392,7 @@ class SqlTrackingStore(TrackingStore):
                         index_elements=["run_id", "key"], set_={"value": run_name}
                     )
                 )
+                self._refresh_summaries(conn, [run_id])
         return _info(row)
 
     def set_run_stage(self, run_id: str, stage: str, deleted_time: int | None) -> None:
@@ -365,8 +406,11 @@ class SqlTrackingStore(TrackingStore):
                 raise NotFound(f"run {run_id!r} not found")
 
     def _check_loggable(self, conn: Connection, run_id: str) -> None:
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers): two
+        # writers to one run take turns, so each rebuilds the run's summary from the other's
+        # committed rows instead of overwriting them.
         stage = conn.execute(
-            select(runs.c.lifecycle_stage).where(runs.c.run_id == run_id)
+            select(runs.c.lifecycle_stage).where(runs.c.run_id == run_id).with_for_update()
         ).scalar_one_or_none()
         if stage is None:
             raise NotFound(f"run {run_id!r} not found")
@@ -388,6 +432,7 @@ class SqlTrackingStore(TrackingStore):
                 self._log_tags(conn, run_id, tags)
             if metrics:
                 self._log_metrics(conn, run_id, metrics)
+            self._refresh_summaries(conn, [run_id])
 
     def _log_params(self, conn: Connection, run_id: str, items: Sequence[tuple[str, str]]) -> None:
         wanted: dict[str, str] = {}
@@ -480,6 +525,7 @@ class SqlTrackingStore(TrackingStore):
             result = conn.execute(delete(table).where(table.c.run_id == run_id, table.c.key == key))
             if result.rowcount == 0:
                 raise NotFound(f"run {run_id!r} has no tag {key!r}")
+            self._refresh_summaries(conn, [run_id])
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self.db.read() as conn:
@@ -625,7 +671,14 @@ class SqlTrackingStore(TrackingStore):
         with self.db.write() as conn:
             ids = list(conn.execute(self._deleted_before(deleted_before)).scalars())
             for chunk in _chunks(ids):
-                for table in (t.metrics, latest_metrics, t.params, t.tags, run_artifacts):
+                for table in (
+                    t.metrics,
+                    latest_metrics,
+                    t.params,
+                    t.tags,
+                    run_artifacts,
+                    run_summaries,
+                ):
                     conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
                 conn.execute(
                     delete(blob_refs).where(

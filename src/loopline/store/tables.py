@@ -31,6 +31,7 @@ __all__ = [
     "metrics",
     "params",
     "run_artifacts",
+    "run_summaries",
     "runs",
     "tags",
     "workspace_meta",
@@ -196,4 +197,16 @@ run_artifacts = Table(
     Column("digest", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+# -- run summaries (migration 0004) -------------------------------------------------------------
+
+# One row per run: its params, latest metrics and tags as one JSON document, rebuilt from the
+# tables above in every transaction that changes them. Search reads a page of runs with one
+# primary-key lookup each instead of three table scans' worth of rows.
+run_summaries = Table(
+    "run_summaries",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("data", Text, nullable=False),
 )
