@@ -70,12 +70,14 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 _RUN_INFO_FIELDS = [f.name for f in dataclasses.fields(RunInfo)]
 _RUN_INFO_COLUMNS = [runs.c[name] for name in _RUN_INFO_FIELDS]
+
+
 _EXPERIMENT_POS = _RUN_INFO_FIELDS.index("experiment_id")
 
 
 def _info(row: Any) -> RunInfo:
-    """A RunInfo from a row selected with ``_RUN_INFO_COLUMNS`` (positional: ~3x cheaper than
-    by name over thousands of rows)."""
+    """A RunInfo from a row selected with ``_RUN_INFO_COLUMNS`` (positional: cheaper than by
+    name over thousands of rows)."""
     values = list(row[: len(_RUN_INFO_FIELDS)])
     values[_EXPERIMENT_POS] = str(values[_EXPERIMENT_POS])
     return RunInfo(*values)
@@ -290,15 +292,18 @@ class SqlTrackingStore(TrackingStore):
         else:
             ids, arg = "unnest(%s::text[]) AS j(value)", list(run_ids)
         sql = f"SELECT s.run_id, s.data FROM {ids} JOIN run_summaries s ON s.run_id = j.value"
-        data: dict[str, RunData] = {}
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, (arg,))
-            for rid, text in cursor.fetchall():
-                doc = json.loads(text)
-                data[rid] = (doc["p"], doc["m"], doc["t"])
+            found = cursor.fetchall()
         finally:
             cursor.close()
+        # One json.loads over all documents: the per-call overhead of thousands of small
+        # loads cost as much as the parsing itself.
+        docs = json.loads("[" + ",".join(text for _, text in found) + "]")
+        data: dict[str, RunData] = {
+            rid: (doc["p"], doc["m"], doc["t"]) for (rid, _), doc in zip(found, docs, strict=True)
+        }
         missing = [rid for rid in run_ids if rid not in data]
         if missing:
             data.update(self._run_data_from_tables(conn, missing))
