@@ -63,9 +63,12 @@ def check_run_id(run_id: Any) -> str:
 def make_metric(key: str, value: Any, step: Any = None, timestamp: Any = None) -> Metric:
     check_key(key, "metric")
     # Fast path for the overwhelmingly common case: plain float/int values and steps.
-    tv, ts = type(value), type(step)
-    if (tv is float or tv is int) and (ts is int or step is None) and timestamp is None:
-        return Metric(key, float(value), time.time_ns() // 1_000_000, step or 0)
+    tv, ts, tt = type(value), type(step), type(timestamp)
+    if (tv is float or tv is int) and (ts is int or step is None):
+        if timestamp is None:
+            return Metric(key, float(value), time.time_ns() // 1_000_000, step or 0)
+        if tt is int:
+            return Metric(key, float(value), timestamp, step or 0)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         # numpy scalars are numbers.Real; strings, None and arrays are not.
         if hasattr(value, "item") and getattr(value, "shape", None) == ():
