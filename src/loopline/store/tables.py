@@ -186,7 +186,7 @@ latest_metrics = Table(
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),
-    Index(None, "key", "value", "run_id"),
+    Index(None, "key", "value", "is_nan", "run_id"),
 )
 
 run_artifacts = Table(
