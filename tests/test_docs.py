@@ -19,6 +19,8 @@ HTML comments right before a fence steer it:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -119,9 +121,36 @@ def run_console_command(doc: str, number: int, command: str, expected_exit: int)
         )
 
 
-def run_document(path: Path) -> None:
+_ELLIPSIS = re.compile(r"\.\.\.|…")
+
+
+def expected_output(code: str) -> list[str]:
+    """What the reader is told a block prints: a top-level ``print(...)  # shown`` line's
+    comment, or the ``# shown`` lines right under a ``print(...)``. ``...`` or ``…`` in them
+    match any text."""
+    expected: list[str] = []
+    after_print = False
+    for line in code.splitlines():
+        if after_print and line.startswith("# "):
+            expected.append(line[2:])
+            continue
+        after_print = line.startswith("print(")
+        if after_print and "  # " in line:
+            expected.append(line.rsplit("  # ", 1)[1])
+            after_print = False
+    return expected
+
+
+def output_matches(expected: str, printed: str) -> bool:
+    pattern = ".*".join(re.escape(part) for part in _ELLIPSIS.split(expected))
+    return re.fullmatch(pattern, printed) is not None
+
+
+def run_document(path: Path) -> list[tuple[str, str]]:
+    """Run every example; return ``(expected, printed)`` for each documented output line."""
     doc = path.relative_to(ROOT).as_posix()
     namespace: dict[str, object] = {"__name__": f"docs_example_{path.stem}"}
+    checked: list[tuple[str, str]] = []
     for block in parse_blocks(path.read_text(encoding="utf-8")):
         if "write-file" in block.directives:
             target = Path(block.directives["write-file"])
@@ -130,17 +159,29 @@ def run_document(path: Path) -> None:
         if block.lang == "python":
             # Blank lines keep tracebacks pointing at the document's own line numbers.
             source = "\n" * block.line + block.text
-            exec(compile(source, doc, "exec"), namespace)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(compile(source, doc, "exec"), namespace)
+            expected = expected_output(block.text)
+            if expected:
+                lines = printed.getvalue().splitlines()
+                assert len(lines) == len(expected), (
+                    f"{doc}:{block.line}: the block printed {lines}, the text shows {expected}"
+                )
+                checked.extend(zip(expected, lines, strict=True))
         elif block.lang == "console":
             expected = int(block.directives.get("expect-exit", "0"))
             for number, command in console_commands(block):
                 run_console_command(doc, number, command, expected)
+    return checked
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_example_in_the_document_runs(path: Path) -> None:
-    """Python blocks run in order in one namespace; console commands exit as documented."""
-    run_document(path)
+    """Python blocks run in order in one namespace and print what the text says they print;
+    console commands exit as documented."""
+    checked = run_document(path)
+    assert [(e, p) for e, p in checked if not output_matches(e, p)] == []
 
 
 def test_every_document_has_executed_examples() -> None:
@@ -203,3 +244,14 @@ class TestConsoleCommands:
         """Whatever a console block shows is executed, so it may show only loopline commands."""
         with pytest.raises(pytest.fail.Exception, match="may only run 'loopline' commands"):
             run_console_command("doc.md", 1, "LOOPLINE_ACTOR=alice echo hi", 0)
+
+
+class TestDocumentedOutput:
+    def test_reads_inline_and_following_comments_of_top_level_prints(self) -> None:
+        code = "x = 1  # not output\nprint(x)  # 1\nprint(2)\n# 2\n# more\n\n# prose\n"
+        assert expected_output(code) == ["1", "2", "more"]
+
+    def test_an_ellipsis_matches_any_text_and_nothing_else_is_loose(self) -> None:
+        assert output_matches("run ... is done", "run 3f0c is done")
+        assert output_matches("blob 6acf… is corrupt", "blob 6acf9680 is corrupt")
+        assert not output_matches("[1.0, 0.5]", "[1.0, 0.25]")

@@ -297,8 +297,8 @@ class _Parser:
             if tok.type != "number":
                 raise self._fail(tok, f"a number to compare {label} with")
             value = float(tok.text)
-            if math.isnan(value):  # pragma: no cover - the number pattern cannot produce NaN
-                raise InvalidInput(f"filter: NaN is not comparable (offset {tok.pos})")
+            if not math.isfinite(value):  # e.g. 1e999: overflows to inf, cannot be rendered back
+                raise InvalidInput(f"filter: number {tok.text} at offset {tok.pos} is out of range")
         else:
             value_tok = self._peek()
             value = self._string(f"a quoted string to compare {label} with")
