@@ -25,7 +25,7 @@ from loopline.config import (
     mask_uri,
     strip_password,
 )
-from loopline.errors import ConfigError
+from loopline.errors import ConfigError, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
 from loopline.store.base import MetadataStore
@@ -114,9 +114,13 @@ class Workspace:
     @cached_property
     def store(self) -> MetadataStore:
         store = SqlStore(self.database)
-        # The first process to open a workspace names it; the others read the same id.
-        store.set_meta("workspace_id", uuid.uuid4().hex, overwrite=False)
-        store.set_meta("created_ms", str(time.time_ns() // 1_000_000), overwrite=False)
+        # The first process to open a workspace names it; the others read the same id. Checked
+        # with a read first: every later open (each CLI command) then takes no write lock.
+        try:
+            store.get_meta("workspace_id")
+        except NotFound:
+            store.set_meta("created_ms", str(time.time_ns() // 1_000_000), overwrite=False)
+            store.set_meta("workspace_id", uuid.uuid4().hex, overwrite=False)
         return store
 
     @cached_property

@@ -123,6 +123,9 @@ def _service() -> TrackingService:
 def _writer() -> BatchWriter:
     _check_fork()
     service = _service()
+    writer = _state.writer
+    if writer is not None and _state.writer_service is service:
+        return writer  # the per-call path: no lock once the writer exists
     with _state.lock:
         if _state.writer is None or _state.writer_service is not service:
             if _state.writer is not None:
