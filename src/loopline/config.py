@@ -56,7 +56,22 @@ class Settings(BaseModel):
     artifact_uri: str
     """Blob store root: a local directory (``file://`` optional) or ``s3://bucket/prefix``."""
     tracking_uri: str | None = None
-    """Where the Python API and CLI send tracking calls; unset means in-process on store_uri."""
+    """Where the Python API and CLI send tracking calls: ``http(s)://host:port`` of a
+    ``loopline server``; unset means in-process on store_uri."""
+    tracking_token: SecretStr | None = None
+    """API token sent as ``Authorization: Bearer`` to a server started with ``--auth``."""
+    tracking_username: str | None = None
+    """User name for HTTP Basic auth (when no token is set)."""
+    tracking_password: SecretStr | None = None
+    admin_password: SecretStr | None = None
+    """Password of the ``admin`` user a server with ``--auth`` creates on first start; unset
+    means a random one, printed once."""
+    server_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest JSON request body the server accepts (artifact uploads are limited apart)."""
+    server_max_artifact_bytes: int = 5 * 1024**3
+    """Largest single artifact file the server accepts on upload."""
+    server_max_page_size: int = 10_000
+    """Most items one list or search request returns."""
     s3_endpoint_url: str | None = None
     """Endpoint of an S3-compatible store (MinIO, SeaweedFS, ...); unset means AWS."""
     s3_region: str | None = None
@@ -75,7 +90,16 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("gc_grace_seconds")
+    @field_validator("tracking_uri")
+    @classmethod
+    def _http_uri(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be the http:// or https:// address of a 'loopline server'")
+        return value or None
+
+    @field_validator(
+        "gc_grace_seconds", "server_max_body_bytes", "server_max_artifact_bytes", "server_max_page_size"
+    )
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:

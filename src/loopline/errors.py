@@ -16,6 +16,7 @@ __all__ = [
     "InvalidInput",
     "LooplineError",
     "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
     "StoreUnavailable",
     "Unauthenticated",
@@ -84,6 +85,13 @@ class PermissionDenied(LooplineError, PermissionError):
     exit_code = 6
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body or upload is over the server's configured size limit."""
+
+    code = "REQUEST_LIMIT_EXCEEDED"
+    http_status = 413
+
+
 class Unauthenticated(LooplineError):
     """No valid credentials were presented."""
 
@@ -118,6 +126,7 @@ _BY_CODE: dict[str, type[LooplineError]] = {
         ConfigError,
         Conflict,
         PermissionDenied,
+        PayloadTooLarge,
         Unauthenticated,
         IntegrityError,
         StoreUnavailable,

@@ -137,6 +137,15 @@ class Workspace:
 
     @cached_property
     def tracking(self) -> TrackingService:
+        """In-process tracking on the configured stores, or, when ``tracking_uri`` names a
+        ``loopline server``, the same interface over HTTP."""
+        if self.remote:
+            from loopline.client import HttpTransport, RemoteTrackingService
+
+            remote = RemoteTrackingService(
+                HttpTransport.from_settings(self.settings), self.settings.actor
+            )
+            return remote  # type: ignore[return-value]
         return TrackingService(
             SqlTrackingStore(self.database),
             self.blobs,
@@ -144,6 +153,12 @@ class Workspace:
             self.lineage,
             self.settings.actor,
         )
+
+    @property
+    def remote(self) -> bool:
+        """True when tracking calls go to a server (``tracking_uri`` is http/https)."""
+        uri = self.settings.tracking_uri or ""
+        return uri.startswith(("http://", "https://"))
 
     @property
     def id(self) -> str:
@@ -189,6 +204,9 @@ class Workspace:
     def close(self) -> None:
         if "database" in self.__dict__:
             self.database.close()
+        tracking = self.__dict__.get("tracking")
+        if tracking is not None and hasattr(tracking, "close"):
+            tracking.close()
         for name in ("database", "store", "events", "lineage", "tracking"):
             self.__dict__.pop(name, None)
 

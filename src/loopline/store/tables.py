@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -18,22 +19,36 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
+    "api_tokens",
     "blob_refs",
     "events",
     "experiment_tags",
     "experiments",
+    "grants",
+    "idempotency_keys",
     "latest_metrics",
     "lineage",
+    "logged_model_params",
+    "logged_model_tags",
+    "logged_models",
     "metadata",
     "metrics",
+    "model_artifacts",
+    "model_version_tags",
+    "model_versions",
     "params",
+    "registered_model_aliases",
+    "registered_model_tags",
+    "registered_models",
     "run_artifacts",
     "run_summaries",
     "runs",
     "tags",
+    "users",
     "workspace_meta",
 ]
 
@@ -209,4 +224,185 @@ run_summaries = Table(
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("data", Text, nullable=False),
+)
+
+# -- server: users, tokens, grants, idempotency (migration 0006) --------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+# Only a hash of each token is kept; the secret exists on the client alone.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("last4", String(4), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+
+# Role of a user (or '*', everyone) on one object: an experiment or a registered model.
+grants = Table(
+    "grants",
+    metadata,
+    Column("user_name", String(128), primary_key=True),
+    Column("object_kind", String(32), primary_key=True),
+    Column("object_id", String(256), primary_key=True),
+    Column("role", Integer, nullable=False),
+    Index(None, "object_kind", "object_id"),
+)
+
+# First response to each Idempotency-Key, replayed to a client retrying the same request.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("scope", String(256), primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "created_ms"),
+)
+
+# -- registry: registered models, model versions, logged models (migration 0005) ---------------
+
+# A surrogate key, so a rename touches one row and children never follow a changing name.
+# ``last_version`` is the per-model counter versions are numbered from: bumping it locks the
+# model's row, so concurrent creators get 1, 2, 3... with no gaps or duplicates, and a deleted
+# version's number is never handed out again (as MLflow).
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Column("last_version", Integer, nullable=False, server_default="0"),
+    Index(None, "last_updated_timestamp"),
+)
+
+
+def _registered_model_fk() -> ForeignKey:
+    return ForeignKey("registered_models.id", ondelete="CASCADE")
+
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("registered_model_id", BigId, _registered_model_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("registered_model_id", BigId, _registered_model_fk(), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("run_link", Text, nullable=True),
+    Column("model_id", String(64), nullable=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("user_id", String(256), nullable=False, server_default=""),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=False, server_default=""),
+    Column("current_stage", String(32), nullable=False),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Index(None, "run_id"),
+    Index(None, "model_id"),
+)
+
+
+def _model_version_fk() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["registered_model_id", "version"],
+        ["model_versions.registered_model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    )
+
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("registered_model_id", BigId, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    _model_version_fk(),
+)
+
+# The cascade from model_versions drops a version's aliases with it.
+registered_model_aliases = Table(
+    "registered_model_aliases",
+    metadata,
+    Column("registered_model_id", BigId, primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    _model_version_fk(),
+)
+
+# MLflow 3 logged models: what log_model creates (PENDING) before uploading its files.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", BigId, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("source_run_id", String(32), nullable=True),
+    Column("model_type", String(256), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_message", Text, nullable=False, server_default=""),
+    Column("artifact_location", Text, nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Index(None, "experiment_id", "lifecycle_stage", "creation_timestamp"),
+    Index(None, "source_run_id"),
+)
+
+
+def _logged_model_fk() -> ForeignKey:
+    return ForeignKey("logged_models.model_id", ondelete="CASCADE")
+
+
+logged_model_tags = Table(
+    "logged_model_tags",
+    metadata,
+    Column("model_id", String(64), _logged_model_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_params = Table(
+    "logged_model_params",
+    metadata,
+    Column("model_id", String(64), _logged_model_fk(), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# A logged model's files, as run_artifacts for runs; blob_refs (owner_kind 'logged_model')
+# keeps their blobs alive through GC.
+model_artifacts = Table(
+    "model_artifacts",
+    metadata,
+    Column("model_id", String(64), _logged_model_fk(), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )

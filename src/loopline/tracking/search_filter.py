@@ -22,9 +22,12 @@ __all__ = [
     "ATTRIBUTES",
     "Compare",
     "OrderKey",
+    "Token",
     "parse_filter",
     "parse_order_by",
     "render_filter",
+    "tokenize",
+    "unquote",
 ]
 
 Kind = Literal["metric", "param", "tag", "attribute"]
@@ -107,6 +110,10 @@ class _Tok:
     pos: int
 
 
+Token = _Tok
+"""A token: ``type`` is one of number, squote, dquote, btick, op, punct, word."""
+
+
 def _tokenize(text: str) -> list[_Tok]:
     tokens: list[_Tok] = []
     pos = 0
@@ -119,6 +126,17 @@ def _tokenize(text: str) -> list[_Tok]:
             tokens.append(_Tok(kind, match.group(), pos))
         pos = match.end()
     return tokens
+
+
+def tokenize(text: str) -> list[Token]:
+    """The tokens of a filter (whitespace dropped), public so other search grammars (the model
+    registry's) share this one's quoting, number and error rules instead of copying them."""
+    return _tokenize(text)
+
+
+def unquote(tok: Token) -> str:
+    """The text inside a quoted token, with doubled quotes undone; refuses NUL."""
+    return _unquote(tok)
 
 
 def _unquote(tok: _Tok) -> str:

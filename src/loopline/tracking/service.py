@@ -4,8 +4,6 @@ are the blob store's."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import random
 import time
@@ -18,6 +16,8 @@ from loopline.blobs.cas import BlobStore
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
+from loopline.paging import offset_from_token as _offset
+from loopline.paging import page_token as _page_token
 from loopline.paths import join_inside, safe_relpath
 from loopline.tracking.entities import (
     ArtifactInfo,
@@ -91,24 +91,6 @@ def now_ms() -> int:
 
 def generate_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
-
-
-def _page_token(offset: int | None) -> str | None:
-    if offset is None:
-        return None
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput(f"page_token {token!r} is not valid") from exc
-    if offset < 0:
-        raise InvalidInput(f"page_token {token!r} is not valid")
-    return offset
 
 
 class TrackingService:

@@ -1,0 +1,157 @@
+"""Request and response bodies of the native REST API (``/api/v1``).
+
+Responses reuse the service entities (dataclasses) where they are already the right shape; the
+models here are what only the wire needs: request bodies and paged envelopes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewType
+from loopline.tracking.store import ArtifactRow
+
+__all__ = [
+    "ArtifactFilesPage",
+    "ArtifactsPage",
+    "BatchBody",
+    "CreateExperimentBody",
+    "CreateRunBody",
+    "ExperimentIdOut",
+    "ExperimentsPage",
+    "GrantBody",
+    "KeyValue",
+    "MetricHistoryPage",
+    "MetricIn",
+    "MetricOut",
+    "NameBody",
+    "PurgeBody",
+    "RunIdsOut",
+    "RunOut",
+    "RunsPage",
+    "SearchRunsBody",
+    "TagValueBody",
+    "UpdateRunBody",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    # Built straight from the service's dataclasses.
+    model_config = ConfigDict(from_attributes=True)
+
+
+class KeyValue(_Body):
+    key: str = Field(min_length=1, max_length=250)
+    value: str = Field(max_length=8000)
+
+
+class MetricIn(_Body):
+    key: str = Field(min_length=1, max_length=250)
+    value: float | None = Field(description="null stands for NaN (JSON has no NaN)")
+    timestamp: int | None = None
+    step: int = 0
+
+
+class CreateExperimentBody(_Body):
+    name: str = Field(min_length=1, max_length=256)
+    artifact_location: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class NameBody(_Body):
+    name: str = Field(min_length=1, max_length=256)
+
+
+class TagValueBody(_Body):
+    value: str = Field(max_length=8000)
+
+
+class ExperimentIdOut(_Out):
+    experiment_id: str
+
+
+class ExperimentsPage(_Out):
+    experiments: list[Experiment]
+    next_page_token: str | None = None
+
+
+class CreateRunBody(_Body):
+    experiment_id: str = "0"
+    run_name: str | None = Field(default=None, max_length=250)
+    tags: dict[str, str] = Field(default_factory=dict)
+    start_time: int | None = Field(default=None, ge=0)
+    parent_run_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=256)
+
+
+class UpdateRunBody(_Body):
+    status: str | None = None
+    end_time: int | None = Field(default=None, ge=0)
+    run_name: str | None = Field(default=None, max_length=250)
+
+
+class BatchBody(_Body):
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=100_000)
+    params: list[KeyValue] = Field(default_factory=list, max_length=10_000)
+    tags: list[KeyValue] = Field(default_factory=list, max_length=10_000)
+
+
+class SearchRunsBody(_Body):
+    experiment_ids: list[str] = Field(default_factory=list)
+    experiment_names: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    order_by: list[str] = Field(default_factory=list)
+    max_results: int = Field(default=1000, ge=1)
+    view: ViewType = ViewType.ACTIVE_ONLY
+    page_token: str | None = None
+
+
+class MetricOut(_Out):
+    key: str
+    value: float | None = Field(description="null stands for NaN")
+    timestamp: int
+    step: int
+
+
+class RunOut(_Out):
+    info: RunInfo
+    params: dict[str, str]
+    metrics: dict[str, float | None] = Field(description="latest value of each metric")
+    tags: dict[str, str]
+
+
+class RunsPage(_Out):
+    runs: list[RunOut]
+    next_page_token: str | None = None
+
+
+class MetricHistoryPage(_Out):
+    metrics: list[MetricOut]
+    next_page_token: str | None = None
+
+
+class ArtifactsPage(_Out):
+    files: list[ArtifactInfo]
+    next_page_token: str | None = None
+
+
+class ArtifactFilesPage(_Out):
+    files: list[ArtifactRow]
+    next_page_token: str | None = None
+
+
+class PurgeBody(_Body):
+    older_than_ms: int = Field(default=0, ge=0)
+
+
+class RunIdsOut(_Out):
+    run_ids: list[str]
+
+
+class GrantBody(_Body):
+    user: str = Field(min_length=1, max_length=128)
+    role: str | None = Field(description="reader, editor, admin, or null to remove the grant")
