@@ -98,7 +98,10 @@ class Settings(BaseModel):
         return value or None
 
     @field_validator(
-        "gc_grace_seconds", "server_max_body_bytes", "server_max_artifact_bytes", "server_max_page_size"
+        "gc_grace_seconds",
+        "server_max_body_bytes",
+        "server_max_artifact_bytes",
+        "server_max_page_size",
     )
     @classmethod
     def _non_negative(cls, value: int) -> int:

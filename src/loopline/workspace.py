@@ -28,9 +28,11 @@ from loopline.config import (
 from loopline.errors import ConfigError, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
+from loopline.registry.service import RegistryService
 from loopline.store.base import MetadataStore
 from loopline.store.database import Database
 from loopline.store.sql import SqlStore
+from loopline.store.sql_registry import SqlRegistryStore
 from loopline.store.sql_tracking import SqlTrackingStore
 from loopline.tracking.service import TrackingService
 
@@ -154,6 +156,17 @@ class Workspace:
             self.settings.actor,
         )
 
+    @cached_property
+    def registry(self) -> RegistryService:
+        """The model registry on the configured stores."""
+        return RegistryService(
+            SqlRegistryStore(self.database),
+            self.blobs,
+            self.events,
+            self.lineage,
+            self.settings.actor,
+        )
+
     @property
     def remote(self) -> bool:
         """True when tracking calls go to a server (``tracking_uri`` is http/https)."""
@@ -207,7 +220,7 @@ class Workspace:
         tracking = self.__dict__.get("tracking")
         if tracking is not None and hasattr(tracking, "close"):
             tracking.close()
-        for name in ("database", "store", "events", "lineage", "tracking"):
+        for name in ("database", "store", "events", "lineage", "tracking", "registry"):
             self.__dict__.pop(name, None)
 
     def __enter__(self) -> Workspace:

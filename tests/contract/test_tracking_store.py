@@ -25,6 +25,7 @@ from loopline.tracking.entities import LifecycleStage, Run, RunStatus, ViewType
 from loopline.tracking.service import TrackingService
 from loopline.tracking.validation import make_metric
 from loopline.workspace import Workspace
+from tests.live_server import ThreadServer
 
 
 @pytest.fixture
@@ -34,9 +35,19 @@ def workspace(store_uri: str, tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
-@pytest.fixture
-def tracking(workspace: Workspace) -> TrackingService:
-    return workspace.tracking
+@pytest.fixture(params=["in-process", "server"])
+def tracking(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[TrackingService]:
+    """The service in this process, or the same interface through a live ``loopline server``
+    (on the same stores, so tests can still look at rows and blobs directly)."""
+    if request.param == "in-process":
+        yield workspace.tracking
+        return
+    with ThreadServer(workspace) as server:
+        remote = Workspace(
+            Settings.for_home(workspace.settings.home, tracking_uri=server.url, actor="tester")
+        )
+        yield remote.tracking  # type: ignore[misc]
+        remote.close()
 
 
 def _raised(call: Callable[..., object], *args: object, **kwargs: object) -> str:

@@ -33,12 +33,22 @@ from loopline.tracking.validation import check_run_id
 __all__ = ["RemoteTrackingService"]
 
 
-def _num(value: float | None) -> float:
+def _num(value: float | str | None) -> float:
+    """A wire float back: numbers, or "NaN" / "Infinity" / "-Infinity" (null: NaN)."""
     return math.nan if value is None else float(value)
 
 
-def _json_num(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def _json_num(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _id(value: str, what: str) -> str:
+    """An id for a URL path; an empty one can name nothing (and would change the route)."""
+    if not str(value):
+        raise NotFound(f"{what} {value!r} does not exist")
+    return _q(value)
 
 
 def experiment_from(d: dict[str, Any]) -> Experiment:
@@ -104,7 +114,9 @@ class RemoteTrackingService:
         return str(self.http.call("POST", "/api/v1/experiments", body)["experiment_id"])
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return experiment_from(self.http.call("GET", f"/api/v1/experiments/{_q(experiment_id)}"))
+        return experiment_from(
+            self.http.call("GET", f"/api/v1/experiments/{_id(experiment_id, 'experiment')}")
+        )
 
     def get_experiment_by_name(self, name: str) -> Experiment:
         return experiment_from(
@@ -127,17 +139,21 @@ class RemoteTrackingService:
         return [experiment_from(e) for e in answer["experiments"]]
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        self.http.call("PATCH", f"/api/v1/experiments/{_q(experiment_id)}", {"name": new_name})
+        self.http.call(
+            "PATCH", f"/api/v1/experiments/{_id(experiment_id, 'experiment')}", {"name": new_name}
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
-        self.http.call("POST", f"/api/v1/experiments/{_q(experiment_id)}/delete")
+        self.http.call("POST", f"/api/v1/experiments/{_id(experiment_id, 'experiment')}/delete")
 
     def restore_experiment(self, experiment_id: str) -> None:
-        self.http.call("POST", f"/api/v1/experiments/{_q(experiment_id)}/restore")
+        self.http.call("POST", f"/api/v1/experiments/{_id(experiment_id, 'experiment')}/restore")
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self.http.call(
-            "PUT", f"/api/v1/experiments/{_q(experiment_id)}/tags/{_q(key)}", {"value": str(value)}
+            "PUT",
+            f"/api/v1/experiments/{_id(experiment_id, 'experiment')}/tags/{_q(key)}",
+            {"value": str(value)},
         )
 
     # -- runs ------------------------------------------------------------------------------------

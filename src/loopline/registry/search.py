@@ -164,8 +164,7 @@ class _Parser:
             after = self._after_dot()
             if after is None or after.type != "word":
                 raise InvalidInput(
-                    f"filter: expected an attribute name after {first.text!r} at offset "
-                    f"{first.pos}"
+                    f"filter: expected an attribute name after {first.text!r} at offset {first.pos}"
                 )
             name_tok = after
         name = name_tok.text

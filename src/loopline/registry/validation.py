@@ -39,7 +39,9 @@ def check_model_name(name: Any, field: str = "registered model name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"{field} must be a non-empty string, got {name!r}")
     if len(name) > MAX_MODEL_NAME_LEN:
-        raise InvalidInput(f"{field} {name[:40]!r}... is longer than {MAX_MODEL_NAME_LEN} characters")
+        raise InvalidInput(
+            f"{field} {name[:40]!r}... is longer than {MAX_MODEL_NAME_LEN} characters"
+        )
     if "/" in name:
         # models:/<name>/<version> URIs split on '/', so such a name could never be loaded.
         raise InvalidInput(f"{field} {name!r} must not contain '/'")
@@ -75,11 +77,11 @@ def check_alias(alias: Any) -> str:
     if not isinstance(alias, str) or not alias:
         raise InvalidInput(f"model alias must be a non-empty string, got {alias!r}")
     if len(alias) > MAX_ALIAS_LEN:
-        raise InvalidInput(f"model alias {alias[:40]!r}... is longer than {MAX_ALIAS_LEN} characters")
-    if not _ALIAS.match(alias):
         raise InvalidInput(
-            f"model alias {alias!r} may only contain letters, digits, '_' and '-'"
+            f"model alias {alias[:40]!r}... is longer than {MAX_ALIAS_LEN} characters"
         )
+    if not _ALIAS.match(alias):
+        raise InvalidInput(f"model alias {alias!r} may only contain letters, digits, '_' and '-'")
     if alias.lower() == "latest":
         raise InvalidInput("model alias 'latest' is reserved: it always means the newest version")
     if _VERSION_LIKE_ALIAS.match(alias):

@@ -78,10 +78,12 @@ def create_app(
     workspace: Workspace | None = None,
 ) -> FastAPI:
     """The server app over ``workspace`` (or one opened from ``settings``)."""
+    owned = workspace is None
     if workspace is None:
         if settings is None:
             raise ValueError("create_app needs settings or a workspace")
-        workspace = Workspace(settings)
+        # The server's own stores: never a remote tracking URI, whatever the environment says.
+        workspace = Workspace(settings.model_copy(update={"tracking_uri": None}))
     options = options or ServerOptions.from_settings(workspace.settings)
     state = ServerState(workspace, options)
     metrics = RequestMetrics()
@@ -165,10 +167,8 @@ def create_app(
     app.include_router(mlflow_api.router)
     app.include_router(mlflow_artifacts.router)
 
-    @app.on_event("shutdown")
-    def _close() -> None:
-        workspace.close()
-
+    if owned:
+        app.router.on_shutdown.append(workspace.close)
     return app
 
 

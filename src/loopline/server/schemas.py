@@ -6,7 +6,10 @@ models here are what only the wire needs: request bodies and paged envelopes.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewType
 from loopline.tracking.store import ArtifactRow
@@ -35,6 +38,19 @@ __all__ = [
 ]
 
 
+def _wire_float(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+WireFloat = Annotated[
+    float, PlainSerializer(_wire_float, return_type=float | str, when_used="json")
+]
+"""A float on the wire: JSON has no NaN or infinities, so those travel as "NaN", "Infinity" and
+"-Infinity" (what protobuf's JSON mapping, and so MLflow, does)."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,7 +67,9 @@ class KeyValue(_Body):
 
 class MetricIn(_Body):
     key: str = Field(min_length=1, max_length=250)
-    value: float | None = Field(description="null stands for NaN (JSON has no NaN)")
+    value: float | None = Field(
+        description='a number, or "NaN", "Infinity", "-Infinity" (null also means NaN)'
+    )
     timestamp: int | None = None
     step: int = 0
 
@@ -112,7 +130,7 @@ class SearchRunsBody(_Body):
 
 class MetricOut(_Out):
     key: str
-    value: float | None = Field(description="null stands for NaN")
+    value: WireFloat
     timestamp: int
     step: int
 
@@ -120,7 +138,7 @@ class MetricOut(_Out):
 class RunOut(_Out):
     info: RunInfo
     params: dict[str, str]
-    metrics: dict[str, float | None] = Field(description="latest value of each metric")
+    metrics: dict[str, WireFloat] = Field(description="latest value of each metric")
     tags: dict[str, str]
 
 

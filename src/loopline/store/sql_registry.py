@@ -95,8 +95,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 def _ordering(keys: Sequence[OrderKey], columns: Mapping[str, Any]) -> list[Any]:
     return [
-        (columns[k.key].desc() if k.descending else columns[k.key].asc()).nulls_last()
-        for k in keys
+        (columns[k.key].desc() if k.descending else columns[k.key].asc()).nulls_last() for k in keys
     ]
 
 
@@ -136,9 +135,7 @@ class SqlRegistryStore(RegistryStore):
 
     def _touch(self, conn: Connection, model_pk: int, stamp: int) -> None:
         conn.execute(
-            update(registered_models)
-            .where(rm.id == model_pk)
-            .values(last_updated_timestamp=stamp)
+            update(registered_models).where(rm.id == model_pk).values(last_updated_timestamp=stamp)
         )
 
     def _version_exists(self, conn: Connection, name: str, version: int) -> int:
@@ -276,7 +273,10 @@ class SqlRegistryStore(RegistryStore):
                 if tags:
                     conn.execute(
                         registered_model_tags.insert(),
-                        [{"registered_model_id": pk, "key": k, "value": v} for k, v in tags.items()],
+                        [
+                            {"registered_model_id": pk, "key": k, "value": v}
+                            for k, v in tags.items()
+                        ],
                     )
                 return self._model(conn, name)
         except SqlIntegrityError:
@@ -322,7 +322,9 @@ class SqlRegistryStore(RegistryStore):
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         with self.db.write() as conn:
             pk = self._model_id(conn, name, lock=True)
-            self._upsert(conn, registered_model_tags, {"registered_model_id": pk, "key": key}, value)
+            self._upsert(
+                conn, registered_model_tags, {"registered_model_id": pk, "key": key}, value
+            )
             self._touch(conn, pk, now_ms())
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
@@ -397,7 +399,12 @@ class SqlRegistryStore(RegistryStore):
                         conn.execute(
                             model_version_tags.insert(),
                             [
-                                {"registered_model_id": pk, "version": version, "key": k, "value": v}
+                                {
+                                    "registered_model_id": pk,
+                                    "version": version,
+                                    "key": k,
+                                    "value": v,
+                                }
                                 for k, v in new.tags.items()
                             ],
                         )
@@ -451,9 +458,7 @@ class SqlRegistryStore(RegistryStore):
         with self.db.write() as conn:
             pk = self._version_exists(conn, name, version)
             conn.execute(
-                delete(model_versions).where(
-                    mv.registered_model_id == pk, mv.version == version
-                )
+                delete(model_versions).where(mv.registered_model_id == pk, mv.version == version)
             )
             self._touch(conn, pk, now_ms())
 
@@ -586,11 +591,17 @@ class SqlRegistryStore(RegistryStore):
                     last_updated_timestamp=model.last_updated_timestamp,
                 )
             )
-            for table, items in ((logged_model_tags, model.tags), (logged_model_params, model.params)):
+            for table, items in (
+                (logged_model_tags, model.tags),
+                (logged_model_params, model.params),
+            ):
                 if items:
                     conn.execute(
                         table.insert(),
-                        [{"model_id": model.model_id, "key": k, "value": v} for k, v in items.items()],
+                        [
+                            {"model_id": model.model_id, "key": k, "value": v}
+                            for k, v in items.items()
+                        ],
                     )
 
     def _logged(self, conn: Connection, rows: Sequence[Any]) -> list[LoggedModel]:

@@ -370,7 +370,13 @@ logged_models = Table(
     Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
     Column("creation_timestamp", BigInteger, nullable=False),
     Column("last_updated_timestamp", BigInteger, nullable=False),
-    Index(None, "experiment_id", "lifecycle_stage", "creation_timestamp"),
+    # Named: the generated name would pass PostgreSQL's 63-character identifier limit.
+    Index(
+        "ix_logged_models_experiment_stage_created",
+        "experiment_id",
+        "lifecycle_stage",
+        "creation_timestamp",
+    ),
     Index(None, "source_run_id"),
 )
 

@@ -125,7 +125,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model_id", name="pk_logged_models"),
     )
     op.create_index(
-        "ix_logged_models_experiment_id_lifecycle_stage_creation_timestamp",
+        "ix_logged_models_experiment_stage_created",
         "logged_models",
         ["experiment_id", "lifecycle_stage", "creation_timestamp"],
     )

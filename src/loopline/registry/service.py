@@ -1,0 +1,462 @@
+"""The model registry: the one implementation behind the Python API, the CLI and the
+MLflow-compatible REST routes. Validation and rules live here; storage is the
+:class:`RegistryStore`'s job, bytes are the blob store's, history goes to the event log and
+lineage graph.
+
+Three nouns, as in MLflow 3:
+
+- a *registered model* is a name with versions, tags and aliases;
+- a *model version* points at a model's files (``source``) and, usually, the run and logged
+  model it came from;
+- a *logged model* is what ``log_model`` creates in an experiment before uploading files.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO
+
+from loopline import paging
+from loopline.blobs.cas import BlobStore
+from loopline.errors import InvalidInput, NotFound
+from loopline.events import EventLog
+from loopline.lineage import LineageGraph
+from loopline.paths import safe_relpath
+from loopline.registry import search
+from loopline.registry.entities import (
+    ACTIVE_STAGES,
+    LoggedModel,
+    LoggedModelStatus,
+    ModelVersion,
+    ModelVersionStage,
+    RegisteredModel,
+)
+from loopline.registry.store import NewModelVersion, RegistryStore
+from loopline.registry.validation import (
+    check_alias,
+    check_logged_model_id,
+    check_model_name,
+    check_stage,
+    check_version,
+    optional_text,
+)
+from loopline.tracking.entities import ArtifactInfo, LifecycleStage
+from loopline.tracking.service import generate_run_name
+from loopline.tracking.store import ArtifactRow
+from loopline.tracking.validation import check_key, check_run_id, param_value, tag_value
+
+__all__ = ["RegistryService"]
+
+MAX_REGISTERED_MODELS_PAGE = 1_000
+MAX_MODEL_VERSIONS_PAGE = 200_000
+MAX_LOGGED_MODELS_PAGE = 1_000
+_MODELS_URI = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _page_size(max_results: Any, limit: int) -> int:
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise InvalidInput(f"max_results must be a whole number, got {max_results!r}")
+    if not 1 <= max_results <= limit:
+        raise InvalidInput(f"max_results must be between 1 and {limit}, got {max_results}")
+    return max_results
+
+
+def _tags(tags: Mapping[str, Any] | None, what: str) -> dict[str, str]:
+    return {check_key(k, what): tag_value(k, v) for k, v in (tags or {}).items()}
+
+
+def _version_ref(name: str, version: int) -> tuple[str, str]:
+    """How a model version is named in lineage and the event log."""
+    return ("model_version", f"{name}/{version}")
+
+
+def _children(rows: Sequence[ArtifactRow], prefix: str) -> list[ArtifactInfo]:
+    """The direct children of ``prefix`` among file rows, like ``ls`` (as
+    ``TrackingService.list_artifacts`` lists a run's)."""
+    children: dict[str, ArtifactInfo] = {}
+    for row in rows:
+        if row.path == prefix:
+            return [ArtifactInfo(row.path, False, row.size, row.digest)]
+        rest = row.path[len(prefix) + 1 :] if prefix else row.path
+        head, sep, _ = rest.partition("/")
+        child = f"{prefix}/{head}" if prefix else head
+        if sep:
+            children.setdefault(child, ArtifactInfo(child, True))
+        else:
+            children[child] = ArtifactInfo(child, False, row.size, row.digest)
+    return list(children.values())
+
+
+class RegistryService:
+    def __init__(
+        self,
+        store: RegistryStore,
+        blobs: BlobStore,
+        events: EventLog,
+        lineage: LineageGraph,
+        actor: str,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.events = events
+        self.lineage = lineage
+        self.actor = actor
+
+    # -- registered models -------------------------------------------------------------------
+    def create_registered_model(
+        self,
+        name: str,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> RegisteredModel:
+        name = check_model_name(name)
+        model = self.store.create_registered_model(
+            name, optional_text(description, "description"), _tags(tags, "registered model tag")
+        )
+        self.events.record(None, "registered_model.created", "registered_model", name)
+        return model
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.store.get_registered_model(check_model_name(name))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Versions, tags and aliases move with the model. Lineage edges recorded under the old
+        name keep it: they are history."""
+        name = check_model_name(name)
+        new_name = check_model_name(new_name, "new registered model name")
+        model = self.store.rename_registered_model(name, new_name)
+        self.events.record(
+            None, "registered_model.renamed", "registered_model", new_name, {"old_name": name}
+        )
+        return model
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        model = self.store.update_registered_model(
+            check_model_name(name), optional_text(description, "description")
+        )
+        self.events.record(None, "registered_model.updated", "registered_model", name)
+        return model
+
+    def delete_registered_model(self, name: str) -> None:
+        """Deletes the model with every version, tag and alias; the files stay (they belong to
+        runs and logged models)."""
+        self.store.delete_registered_model(check_model_name(name))
+        self.events.record(None, "registered_model.deleted", "registered_model", name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.store.set_registered_model_tag(
+            check_model_name(name), check_key(key, "registered model tag"), tag_value(key, value)
+        )
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.store.delete_registered_model_tag(
+            check_model_name(name), check_key(key, "registered model tag")
+        )
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[RegisteredModel], str | None]:
+        """Filter grammar: ``name = | != | LIKE | ILIKE '...'`` and ``tags.<key> ...`` joined by
+        AND. Order by ``name``, ``creation_timestamp`` or ``last_updated_timestamp`` (ASC/DESC);
+        name ascending by default."""
+        grammar = search.REGISTERED_MODEL_GRAMMAR
+        page = self.store.search_registered_models(
+            search.parse_filter(filter_string, grammar),
+            search.parse_order_by(list(order_by or []), grammar),
+            _page_size(max_results, MAX_REGISTERED_MODELS_PAGE),
+            paging.offset_from_token(page_token),
+        )
+        return page.items, paging.page_token(page.next_offset)
+
+    # -- model versions ----------------------------------------------------------------------
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+        user_id: str | None = None,
+    ) -> ModelVersion:
+        """Register ``source`` as the next version of ``name``. A ``models:/<model_id>`` source
+        fills ``model_id``, and a logged model's source run fills ``run_id``, as MLflow 3 does."""
+        name = check_model_name(name)
+        source = optional_text(source, "source")
+        if not source.strip():
+            raise InvalidInput("source must be a non-empty URI such as runs:/<run_id>/model")
+        run_id = check_run_id(run_id) if run_id else None
+        if not model_id and (match := _MODELS_URI.match(source)):
+            model_id = match.group(1)
+        if model_id:
+            logged = self.get_logged_model(model_id)  # NotFound for an unknown logged model
+            run_id = run_id or logged.source_run_id
+        new = NewModelVersion(
+            source=source,
+            run_id=run_id,
+            run_link=optional_text(run_link, "run_link") or None,
+            model_id=model_id or None,
+            description=optional_text(description, "description"),
+            user_id=optional_text(user_id, "user_id", 256) or self.actor,
+            tags=_tags(tags, "model version tag"),
+        )
+        version = self.store.create_model_version(name, new)
+        target = _version_ref(name, version.version)
+        self.events.record(
+            new.user_id,
+            "model_version.created",
+            *target,
+            {"source": source, "run_id": run_id, "model_id": new.model_id},
+        )
+        if run_id:
+            self.lineage.link(("run", run_id), target, "registered_as")
+        if new.model_id:
+            self.lineage.link(("logged_model", new.model_id), target, "registered_as")
+        return version
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.store.get_model_version(check_model_name(name), check_version(version))
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None
+    ) -> ModelVersion:
+        name, number = check_model_name(name), check_version(version)
+        updated = self.store.update_model_version(
+            name, number, optional_text(description, "description")
+        )
+        self.events.record(None, "model_version.updated", *_version_ref(name, number))
+        return updated
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        """Move a version to a stage (matched case-insensitively). With
+        ``archive_existing_versions`` the stage's other versions become Archived, which only
+        makes sense for Staging and Production (refused otherwise, as MLflow)."""
+        name, number, canonical = check_model_name(name), check_version(version), check_stage(stage)
+        if archive_existing_versions and canonical not in ACTIVE_STAGES:
+            raise InvalidInput(
+                f"archive_existing_versions needs stage Staging or Production, not {canonical!r}"
+            )
+        before = self.store.get_model_version(name, number).current_stage
+        moved = self.store.transition_model_version_stage(
+            name, number, canonical, bool(archive_existing_versions)
+        )
+        self.events.record(
+            None,
+            "model_version.stage_changed",
+            *_version_ref(name, number),
+            {"from": before, "to": str(canonical), "archive_existing": archive_existing_versions},
+        )
+        return moved
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        name, number = check_model_name(name), check_version(version)
+        self.store.delete_model_version(name, number)
+        self.events.record(None, "model_version.deleted", *_version_ref(name, number))
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        self.store.set_model_version_tag(
+            check_model_name(name),
+            check_version(version),
+            check_key(key, "model version tag"),
+            tag_value(key, value),
+        )
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.store.delete_model_version_tag(
+            check_model_name(name), check_version(version), check_key(key, "model version tag")
+        )
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 10_000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[ModelVersion], str | None]:
+        """Filter grammar: ``name``, ``source_path`` (=, !=, LIKE, ILIKE), ``run_id``,
+        ``current_stage`` (=, !=, IN, NOT IN), ``version_number`` (numeric comparisons) and
+        ``tags.<key>``, joined by AND. Default order: name ascending, version descending."""
+        grammar = search.MODEL_VERSION_GRAMMAR
+        page = self.store.search_model_versions(
+            search.parse_filter(filter_string, grammar),
+            search.parse_order_by(list(order_by or []), grammar),
+            _page_size(max_results, MAX_MODEL_VERSIONS_PAGE),
+            paging.offset_from_token(page_token),
+        )
+        return page.items, paging.page_token(page.next_offset)
+
+    def get_latest_versions(
+        self, name: str, stages: Sequence[str] | None = None
+    ) -> list[ModelVersion]:
+        """The newest version in each of ``stages`` (every stage if none are given)."""
+        wanted = [check_stage(s) for s in stages] if stages else list(ModelVersionStage)
+        return self.store.get_latest_versions(
+            check_model_name(name), [str(s) for s in dict.fromkeys(wanted)]
+        )
+
+    # -- aliases -----------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        """Point ``alias`` at ``version``; an alias set elsewhere moves."""
+        name, alias, number = check_model_name(name), check_alias(alias), check_version(version)
+        self.store.set_alias(name, alias, number)
+        self.events.record(
+            None, "model_version.alias_set", *_version_ref(name, number), {"alias": alias}
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        name, alias = check_model_name(name), check_alias(alias)
+        self.store.delete_alias(name, alias)
+        self.events.record(
+            None, "registered_model.alias_deleted", "registered_model", name, {"alias": alias}
+        )
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.store.get_version_by_alias(check_model_name(name), check_alias(alias))
+
+    # -- logged models -----------------------------------------------------------------------
+    def create_logged_model(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        source_run_id: str | None = None,
+        model_type: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> LoggedModel:
+        """A PENDING logged model; upload its files, then :meth:`finalize_logged_model`."""
+        model_id = f"m-{uuid.uuid4().hex}"
+        experiment_id = str(experiment_id)
+        run_id = check_run_id(source_run_id) if source_run_id else None
+        stamp = now_ms()
+        model = LoggedModel(
+            model_id=model_id,
+            experiment_id=experiment_id,
+            name=optional_text(name, "logged model name", 256) or generate_run_name(),
+            artifact_location=f"mlflow-artifacts:/{experiment_id}/models/{model_id}/artifacts",
+            creation_timestamp=stamp,
+            last_updated_timestamp=stamp,
+            status=LoggedModelStatus.PENDING,
+            source_run_id=run_id,
+            model_type=optional_text(model_type, "model_type", 256) or None,
+            lifecycle_stage=LifecycleStage.ACTIVE,
+            tags=_tags(tags, "logged model tag"),
+            params={check_key(k, "param"): param_value(k, v) for k, v in (params or {}).items()},
+        )
+        self.store.create_logged_model(model)
+        self.events.record(
+            None, "logged_model.created", "logged_model", model_id, {"experiment_id": experiment_id}
+        )
+        if run_id:
+            self.lineage.link(("run", run_id), ("logged_model", model_id), "produced")
+        return self.store.get_logged_model(model_id)
+
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        return self.store.get_logged_model(check_logged_model_id(model_id))
+
+    def finalize_logged_model(
+        self, model_id: str, status: str, status_message: str | None = None
+    ) -> LoggedModel:
+        """Mark the upload finished: READY, or FAILED (with a message saying why)."""
+        check_logged_model_id(model_id)
+        if status not in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
+            raise InvalidInput(f"logged model status must be READY or FAILED, got {status!r}")
+        model = self.store.update_logged_model(
+            model_id,
+            status=status,
+            status_message=optional_text(status_message, "status_message"),
+        )
+        self.events.record(
+            None, "logged_model.finalized", "logged_model", model_id, {"status": status}
+        )
+        return model
+
+    def set_logged_model_tags(self, model_id: str, tags: Mapping[str, Any]) -> None:
+        self.store.set_logged_model_tags(
+            check_logged_model_id(model_id), _tags(tags, "logged model tag")
+        )
+
+    def delete_logged_model_tag(self, model_id: str, key: str) -> None:
+        self.store.delete_logged_model_tag(
+            check_logged_model_id(model_id), check_key(key, "logged model tag")
+        )
+
+    def log_logged_model_params(self, model_id: str, params: Mapping[str, Any]) -> None:
+        clean = {check_key(k, "param"): param_value(k, v) for k, v in params.items()}
+        self.store.log_logged_model_params(check_logged_model_id(model_id), clean)
+
+    def delete_logged_model(self, model_id: str) -> None:
+        """Soft delete: the model leaves searches but keeps its files (and their blobs)."""
+        self.store.update_logged_model(
+            check_logged_model_id(model_id), lifecycle_stage=LifecycleStage.DELETED
+        )
+        self.events.record(None, "logged_model.deleted", "logged_model", model_id)
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> tuple[list[LoggedModel], str | None]:
+        """Filter grammar: ``name``, ``model_type`` (=, !=, LIKE, ILIKE), ``source_run_id``,
+        ``status``, ``model_id`` (=, !=, IN, NOT IN), ``tags.<key>`` and ``params.<key>``,
+        joined by AND. Default order: newest first."""
+        if not experiment_ids:
+            raise InvalidInput("experiment_ids must name at least one experiment")
+        grammar = search.LOGGED_MODEL_GRAMMAR
+        page = self.store.search_logged_models(
+            [str(e) for e in experiment_ids],
+            search.parse_filter(filter_string, grammar),
+            search.parse_order_by(list(order_by or []), grammar),
+            bool(include_deleted),
+            _page_size(max_results, MAX_LOGGED_MODELS_PAGE),
+            paging.offset_from_token(page_token),
+        )
+        return page.items, paging.page_token(page.next_offset)
+
+    # -- logged-model files ------------------------------------------------------------------
+    def log_model_artifact_stream(self, model_id: str, path: str, stream: BinaryIO) -> ArtifactRow:
+        """Store one file of a logged model (replacing one at the same path)."""
+        check_logged_model_id(model_id)
+        clean = safe_relpath(path, "artifact path")
+        digest = self.blobs.put_stream(stream)
+        row = ArtifactRow(clean, digest, self.blobs.stat(digest).size)
+        self.store.add_model_artifacts(model_id, [row])
+        return row
+
+    def list_model_artifacts(self, model_id: str, path: str | None = None) -> list[ArtifactInfo]:
+        """The direct children of ``path`` (files and directories), like ``ls``."""
+        prefix = safe_relpath(path, "artifact path") if path else ""
+        return _children(self.model_artifact_files(model_id, prefix or None), prefix)
+
+    def model_artifact_files(self, model_id: str, path: str | None = None) -> list[ArtifactRow]:
+        """Every file under ``path`` (all files without one), ordered by path."""
+        prefix = safe_relpath(path, "artifact path") if path else ""
+        return self.store.list_model_artifacts(check_logged_model_id(model_id), prefix)
+
+    def open_model_artifact(self, model_id: str, path: str) -> BinaryIO:
+        clean = safe_relpath(path, "artifact path")
+        for row in self.store.list_model_artifacts(check_logged_model_id(model_id), clean):
+            if row.path == clean:
+                return self.blobs.open(row.digest)
+        raise NotFound(f"logged model {model_id} has no artifact file {clean!r}")
