@@ -26,6 +26,7 @@ from loopline.errors import (
     LooplineError,
     NotFound,
     PermissionDenied,
+    PayloadTooLarge,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "Settings",
+    "PayloadTooLarge",
     "StoreUnavailable",
     "Unauthenticated",
     "ViewType",

@@ -12,6 +12,7 @@ from rich.text import Text
 from loopline._version import __version__
 from loopline.cli import (
     artifacts,
+    audit,
     blobs,
     config,
     db,
@@ -22,6 +23,8 @@ from loopline.cli import (
     init,
     lineage,
     runs,
+    server,
+    users,
 )
 from loopline.cli.context import CliState, err_console
 from loopline.errors import LooplineError
@@ -107,6 +110,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(blobs.app, name="blobs")
 app.add_typer(events.app, name="events")
 app.add_typer(lineage.app, name="lineage")
+app.command("server")(server.server)
+app.add_typer(users.users_app, name="users")
+app.add_typer(users.tokens_app, name="tokens")
+app.add_typer(users.permissions_app, name="permissions")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from fastapi import Request
 from loopline.access import AccessService, Principal, Role
 from loopline.errors import InvalidInput, Unauthenticated
 from loopline.events import EventLog
+from loopline.registry.service import RegistryService
 from loopline.store.sql_access import SqlAccessStore
 from loopline.tracking.service import TrackingService
 from loopline.workspace import Workspace
@@ -61,6 +62,7 @@ class ServerState:
         self.options = options
         self._run_experiment = _LruDict(100_000)
         self._services: dict[str, TrackingService] = {}
+        self._registries: dict[str, RegistryService] = {}
         self._lock = threading.Lock()
 
     @cached_property
@@ -83,6 +85,24 @@ class ServerState:
                 if len(self._services) > 1000:
                     self._services.clear()
                 self._services[actor] = service
+            return service
+
+    def registry_for(self, actor: str) -> RegistryService:
+        """The registry service acting as ``actor``."""
+        with self._lock:
+            service = self._registries.get(actor)
+            if service is None:
+                base = self.workspace.registry
+                service = RegistryService(
+                    base.store,
+                    base.blobs,
+                    EventLog(self.workspace.store, actor),
+                    base.lineage,
+                    actor,
+                )
+                if len(self._registries) > 1000:
+                    self._registries.clear()
+                self._registries[actor] = service
             return service
 
     def experiment_of_run(self, run_id: str) -> str:
@@ -129,6 +149,10 @@ class RequestContext:
     @property
     def tracking(self) -> TrackingService:
         return self.state.tracking_for(self.actor)
+
+    @property
+    def registry(self) -> RegistryService:
+        return self.state.registry_for(self.actor)
 
     @property
     def workspace(self) -> Workspace:
