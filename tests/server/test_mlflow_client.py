@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.live_server import ThreadServer
 
 import loopline as ll
 from loopline.config import Settings
 from loopline.workspace import Workspace
-from tests.live_server import ThreadServer
 
 SCENARIO = Path(__file__).with_name("mlflow_scenario.py")
 

@@ -15,10 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from loopline import __version__
 from loopline.config import Settings
 from loopline.errors import LooplineError, PayloadTooLarge
+from loopline.server.bodies import drain
 from loopline.server.context import AUDITED_METHODS, ServerState
 from loopline.server.metrics import RequestMetrics
 from loopline.workspace import Workspace
@@ -124,13 +126,28 @@ def create_app(
             and int(length) > options.max_body_bytes
             and not state.is_upload(request)
         ):
+            await drain(request)
             return error_response(
                 PayloadTooLarge(
                     f"request body of {int(length)} bytes is over the limit of "
                     f"{options.max_body_bytes} (server_max_body_bytes)"
                 )
             )
+        idempotency = state.idempotency_scope(request)
+        if idempotency is not None:
+            replay = await run_in_threadpool(state.recall, *idempotency)
+            if replay is not None:
+                status, body = replay
+                return Response(body, status_code=status, media_type="application/json")
         response = await call_next(request)
+        if idempotency is not None and 200 <= response.status_code < 300:
+            body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+            await run_in_threadpool(state.remember, *idempotency, response.status_code, body)
+            response = Response(
+                body,
+                status_code=response.status_code,
+                headers={k: v for k, v in response.headers.items() if k != "content-length"},
+            )
         if request.method in AUDITED_METHODS:
             await state.audit(request, response.status_code)
         return response

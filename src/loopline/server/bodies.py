@@ -11,9 +11,10 @@ from starlette.requests import Request
 
 from loopline.errors import PayloadTooLarge
 
-__all__ = ["RequestBodyReader", "iter_file"]
+__all__ = ["DRAIN_BYTES", "RequestBodyReader", "drain", "iter_file"]
 
 CHUNK = 1024 * 1024
+DRAIN_BYTES = 16 * 1024 * 1024
 
 
 class RequestBodyReader(io.RawIOBase):
@@ -39,6 +40,13 @@ class RequestBodyReader(io.RawIOBase):
         except StopAsyncIteration:
             return b""
 
+    def _drain(self) -> None:
+        """Read and drop up to :data:`DRAIN_BYTES` more, so the client sees our 413 instead of
+        a connection reset (closing a socket with unread data resets it)."""
+        dropped = 0
+        while dropped < DRAIN_BYTES and (chunk := self._next_chunk()):
+            dropped += len(chunk)
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer and not self._done:
             chunk = self._next_chunk()
@@ -47,6 +55,7 @@ class RequestBodyReader(io.RawIOBase):
                 break
             self.received += len(chunk)
             if self.received > self._limit:
+                self._drain()
                 raise PayloadTooLarge(
                     f"upload is over the limit of {self._limit} bytes (server_max_artifact_bytes)"
                 )
@@ -55,6 +64,15 @@ class RequestBodyReader(io.RawIOBase):
         buffer[:n] = self._buffer[:n]
         self._buffer = self._buffer[n:]
         return n
+
+
+async def drain(request: Request, limit: int = DRAIN_BYTES) -> None:
+    """Read and drop a rejected request's body (up to ``limit``), for a clean 413."""
+    dropped = 0
+    async for chunk in request.stream():
+        dropped += len(chunk)
+        if dropped >= limit:
+            return
 
 
 def iter_file(handle: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from loopline.access import AccessService, Principal, Role
 from loopline.errors import InvalidInput, Unauthenticated
@@ -25,6 +28,8 @@ from loopline.store.sql_access import SqlAccessStore
 from loopline.tracking.service import TrackingService
 from loopline.workspace import Workspace
 
+log = logging.getLogger("loopline.server")
+
 if TYPE_CHECKING:
     from loopline.server.app import ServerOptions
 
@@ -33,6 +38,16 @@ __all__ = ["AUDITED_METHODS", "RequestContext", "ServerState", "page_size", "req
 AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POST routes that only read (MLflow sends searches as POST); they are not audited.
 _READ_ONLY_SUFFIXES = ("/search", "/get-latest-versions", "/runs/search")
+# POST routes that create a new object; a retried request must get the first answer back.
+_CREATES = (
+    "/api/v1/experiments",
+    "/api/v1/runs",
+    "/mlflow/experiments/create",
+    "/mlflow/runs/create",
+    "/mlflow/logged-models",
+    "/mlflow/model-versions/create",
+    "/mlflow/registered-models/create",
+)
 
 
 class _LruDict(OrderedDict[str, str]):
@@ -112,6 +127,28 @@ class ServerState:
             self._run_experiment.remember(run_id, known)
         return known
 
+    def idempotency_scope(self, request: Request) -> tuple[str, str] | None:
+        """(key, scope) when the request creates something and names an ``Idempotency-Key``.
+
+        Only creates are recorded: every other write (batches, tags, updates) is already
+        idempotent in the store, so replaying it changes nothing. The scope binds the key to
+        the route and the caller's credentials, so one client can never replay another's.
+        """
+        key = request.headers.get("idempotency-key")
+        if not key or request.method != "POST" or len(key) > 128:
+            return None
+        path = request.url.path
+        if not path.endswith(_CREATES):
+            return None
+        caller = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()[:16]
+        return key, f"{caller}:{path}"[:256]
+
+    def recall(self, key: str, scope: str) -> tuple[int, bytes] | None:
+        return self.access.store.recall_response(key, scope)
+
+    def remember(self, key: str, scope: str, status: int, body: bytes) -> None:
+        self.access.store.remember_response(key, scope, status, body)
+
     @staticmethod
     def is_upload(request: Request) -> bool:
         """Artifact uploads stream and are limited by ``max_artifact_bytes`` instead."""
@@ -126,14 +163,22 @@ class ServerState:
         actor = state.get("actor") or (
             "anonymous" if self.options.auth else self.workspace.settings.actor
         )
-        kind, object_id = state.get("audit_object", ("route", path))
+        route = request.scope.get("route")
+        # Routes name their object; otherwise the route template (never raw user input).
+        kind, object_id = state.get("audit_object", ("route", getattr(route, "path", "unmatched")))
         client = request.client.host if request.client else ""
-        details = {"method": request.method, "path": path, "status": status, "client": client}
-        from starlette.concurrency import run_in_threadpool
-
-        await run_in_threadpool(
-            self.workspace.events.record, actor, "audit", kind, str(object_id), details
-        )
+        details = {
+            "method": request.method,
+            "path": path[:1024].replace("\x00", "\\0"),
+            "status": status,
+            "client": client,
+        }
+        try:
+            await run_in_threadpool(
+                self.workspace.events.record, actor, "audit", kind, str(object_id)[:256], details
+            )
+        except Exception:  # the request is done either way; losing its record must be loud
+            log.exception("could not write the audit record of %s %s", request.method, path[:200])
 
 
 @dataclass

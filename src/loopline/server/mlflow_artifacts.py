@@ -37,6 +37,8 @@ class _Target:
 
 
 def _resolve(ctx: RequestContext, raw: str, role: Role) -> _Target:
+    if "//" in raw:
+        raise InvalidInput(f"artifact path {raw!r} has an empty segment ('//')")
     path = safe_relpath(raw, "artifact path") if raw.strip("/") else ""
     parts = path.split("/") if path else []
     if len(parts) >= 3 and parts[2] == "artifacts":
