@@ -42,7 +42,11 @@ def test_the_fluent_api_logs_through_the_server(
                 ll.set_tag("team", "risk")
                 ll.log_artifact(tmp_path / "model.txt", "weights")
                 ll.log_dict({"a": 1}, "config.json")
-            found = ll.search_runs(filter_string="params.lr = '0.1'", experiment_names=["remote"])
+            found = ll.search_runs(
+                filter_string="params.lr = '0.1'",
+                experiment_names=["remote"],
+                output_format="list",
+            )
         ll.use_workspace(None)
         client.close()
 
