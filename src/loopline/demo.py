@@ -123,6 +123,58 @@ class _Tour:
             f"python {run.tags.get('loopline.python')}) <- " + ", ".join(str(r) for r in upstream)
         )
 
+    def register(self) -> str:
+        registry = self.ws.registry
+        registry.create_registered_model("wine-classifier", "Best model of the demo tour")
+        version = registry.create_model_version(
+            "wine-classifier", f"runs:/{self.best_run}/model", run_id=self.best_run
+        )
+        registry.set_alias("wine-classifier", "champion", version.version)
+        found = registry.get_version_by_alias("wine-classifier", "champion")
+        return f"wine-classifier v{found.version} @champion <- run {self.best_run[:12]}"
+
+    def serve(self) -> str:
+        """The same workspace shared over HTTP: a server on a free loopback port, read back
+        through the remote client and the MLflow REST protocol, then stopped."""
+        import socket
+        import threading
+
+        import httpx
+        import uvicorn
+
+        from loopline.config import Settings
+        from loopline.server import create_app
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(workspace=self.ws), host="127.0.0.1", port=port, log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.01)
+            url = f"http://127.0.0.1:{port}"
+            remote = Workspace(Settings.for_home(self.ws.settings.home, tracking_uri=url))
+            run = remote.tracking.get_run(self.best_run)
+            remote.close()
+            answer = httpx.get(
+                f"{url}/api/2.0/mlflow/registered-models/alias",
+                params={"name": "wine-classifier", "alias": "champion"},
+            ).json()
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+        return (
+            f"{url}: remote client read run {run.info.run_name}; MLflow REST API resolved "
+            f"wine-classifier@champion to v{answer['model_version']['version']}"
+        )
+
     def restore(self) -> str:
         self.ws.blobs.get_dir(self.manifest, self.restored)
         same = (self.restored / "wine.csv").read_bytes() == (
@@ -171,6 +223,8 @@ def run_demo(
         step("train 3 models, tracked + autolog", tour.train)
         step("search and compare runs", tour.compare)
         step("trace the best model back", tour.trace)
+        step("register it, alias champion", tour.register)
+        step("share over HTTP (server + MLflow API)", tour.serve)
         step("restore the data and verify", tour.restore)
         step("garbage collection (dry run)", tour.collect_garbage)
     finally:
