@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.blobs.cas import BlobStore
 from loopline.blobs.gc import GcReport, collect
@@ -35,6 +35,9 @@ from loopline.store.sql import SqlStore
 from loopline.store.sql_registry import SqlRegistryStore
 from loopline.store.sql_tracking import SqlTrackingStore
 from loopline.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    from loopline.client.http import HttpTransport
 
 __all__ = ["BACKENDS", "Workspace", "init_workspace", "open_workspace"]
 
@@ -131,23 +134,35 @@ class Workspace:
 
     @cached_property
     def events(self) -> EventLog:
+        if self.remote:
+            from loopline.client.remote_events import RemoteEventLog
+
+            return RemoteEventLog(self.transport, self.settings.actor)  # type: ignore[return-value]
         return EventLog(self.store, self.settings.actor)
 
     @cached_property
     def lineage(self) -> LineageGraph:
+        if self.remote:
+            from loopline.client.remote_events import RemoteLineage
+
+            return RemoteLineage(self.transport)  # type: ignore[return-value]
         return LineageGraph(self.store)
+
+    @cached_property
+    def transport(self) -> HttpTransport:
+        """The HTTP connection pool to the server, when ``tracking_uri`` names one."""
+        from loopline.client.http import HttpTransport
+
+        return HttpTransport.from_settings(self.settings)
 
     @cached_property
     def tracking(self) -> TrackingService:
         """In-process tracking on the configured stores, or, when ``tracking_uri`` names a
         ``loopline server``, the same interface over HTTP."""
         if self.remote:
-            from loopline.client import HttpTransport, RemoteTrackingService
+            from loopline.client.remote_tracking import RemoteTrackingService
 
-            remote = RemoteTrackingService(
-                HttpTransport.from_settings(self.settings), self.settings.actor
-            )
-            return remote  # type: ignore[return-value]
+            return RemoteTrackingService(self.transport, self.settings.actor)  # type: ignore[return-value]
         return TrackingService(
             SqlTrackingStore(self.database),
             self.blobs,
@@ -217,10 +232,9 @@ class Workspace:
     def close(self) -> None:
         if "database" in self.__dict__:
             self.database.close()
-        tracking = self.__dict__.get("tracking")
-        if tracking is not None and hasattr(tracking, "close"):
-            tracking.close()
-        for name in ("database", "store", "events", "lineage", "tracking", "registry"):
+        if "transport" in self.__dict__:
+            self.transport.close()
+        for name in ("database", "store", "events", "lineage", "tracking", "registry", "transport"):
             self.__dict__.pop(name, None)
 
     def __enter__(self) -> Workspace:

@@ -88,3 +88,31 @@ def test_an_unreachable_server_is_a_clear_error_after_retries(tmp_path: Path) ->
     result = run("runs", "list", cwd=tmp_path, env={"LOOPLINE_TRACKING_URI": "ftp://nowhere"})
     assert result.returncode != 0
     assert "tracking_uri" in result.stderr + result.stdout
+
+
+def test_events_and_lineage_reach_the_server_from_a_remote_client(
+    server_workspace: Workspace, tmp_path: Path
+) -> None:
+    with ThreadServer(server_workspace) as server:
+        client = Workspace(
+            Settings.for_home(tmp_path / "client", tracking_uri=server.url, actor="alice")
+        )
+        with ll.use_workspace(client):
+            ll.record_event(None, "dataset.checked", "dataset", "wine@1", {"rows": 178})
+            created = [ll.link(("dataset", "wine@1"), ("run", "r1"), "trained") for _ in range(2)]
+            ll.link(("run", "r1"), ("model_version", "wine/1"), "registered_as")
+            up = ll.upstream(("model_version", "wine/1"))
+            listed = client.events.list(action="dataset.checked")
+        ll.use_workspace(None)
+        client.close()
+    assert created == [True, False]
+    assert [(e.source.id, e.target.id, e.depth) for e in up] == [
+        ("r1", "wine/1", 1),
+        ("wine@1", "r1", 2),
+    ]
+    stored = server_workspace.events.list(action="dataset.checked")
+    assert [(e.actor, e.object_id, e.details) for e in stored] == [
+        ("alice", "wine@1", {"rows": 178})
+    ]
+    assert [e.id for e in listed] == [e.id for e in stored]
+    assert server_workspace.lineage.upstream_objects(("model_version", "wine/1"))

@@ -77,9 +77,6 @@ class RemoteTrackingService:
         self.http = transport
         self.actor = actor
 
-    def close(self) -> None:
-        self.http.close()
-
     def _pages(
         self,
         method: str,
