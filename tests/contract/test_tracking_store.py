@@ -130,6 +130,37 @@ class TestExperiments:
         with pytest.raises(InvalidInput, match="Default"):
             tracking.delete_experiment("0")
 
+    def test_search_experiments_filters_orders_and_pages_in_sql(self, tracking: TrackingService):
+        for name, team in [("fraud-a", "risk"), ("fraud-b", "growth"), ("churn", "risk")]:
+            tracking.create_experiment(name, tags={"team": team})
+        tracking.delete_experiment(tracking.get_experiment_by_name("fraud-b").experiment_id)
+
+        def names(**kwargs: Any) -> list[str]:
+            return [e.name for e in tracking.search_experiments(**kwargs)[0]]
+
+        got = {
+            "like": names(filter_string="name LIKE 'fraud%'"),
+            "like all views": names(filter_string="name LIKE 'fraud%'", view="ALL"),
+            "tag": names(filter_string="tags.team = 'risk'", order_by=["name DESC"]),
+            "deleted only": names(view="DELETED_ONLY"),
+            "injection is data": names(filter_string="name = 'x'' OR 1=1 --'"),
+            "time": names(filter_string="creation_time > 0 AND name ILIKE 'CHURN'"),
+        }
+        assert got == {
+            "like": ["fraud-a"],
+            "like all views": ["fraud-a", "fraud-b"],
+            "tag": ["fraud-a", "churn"],
+            "deleted only": ["fraud-b"],
+            "injection is data": [],
+            "time": ["churn"],
+        }
+        first, token = tracking.search_experiments(max_results=2)
+        second, end = tracking.search_experiments(max_results=2, page_token=token)
+        assert ([e.name for e in first + second], end) == (["Default", "fraud-a", "churn"], None)
+        assert _raised(tracking.search_experiments, filter_string="params.x = '1'") == (
+            "InvalidInput"
+        )
+
     def test_set_experiment_tag_adds_then_overwrites(self, tracking: TrackingService):
         eid = tracking.create_experiment("e", tags={"keep": "1"})
         tracking.set_experiment_tag(eid, "stage", "dev")

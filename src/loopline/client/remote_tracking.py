@@ -135,6 +135,24 @@ class RemoteTrackingService:
         )
         return [experiment_from(e) for e in answer["experiments"]]
 
+    def search_experiments(
+        self,
+        view: ViewType | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Experiment], str | None]:
+        params = {
+            "view": str(view),
+            "max_results": max_results,
+            "filter": filter_string,
+            "order_by": list(order_by or []) or None,
+            "page_token": page_token,
+        }
+        answer = self.http.call("GET", "/api/v1/experiments", params=params)
+        return [experiment_from(e) for e in answer["experiments"]], answer.get("next_page_token")
+
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         self.http.call(
             "PATCH", f"/api/v1/experiments/{_id(experiment_id, 'experiment')}", {"name": new_name}

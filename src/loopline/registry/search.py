@@ -21,6 +21,7 @@ from loopline.errors import InvalidInput
 from loopline.tracking.search_filter import Compare, OrderKey, Token, tokenize, unquote
 
 __all__ = [
+    "EXPERIMENT_GRAMMAR",
     "LOGGED_MODEL_GRAMMAR",
     "MODEL_VERSION_GRAMMAR",
     "REGISTERED_MODEL_GRAMMAR",
@@ -83,6 +84,18 @@ LOGGED_MODEL_GRAMMAR = Grammar(
     },
     key_kinds={**_TAGS, "params": "param", "param": "param"},
     order_fields=("name", "creation_timestamp", "last_updated_timestamp"),
+)
+
+EXPERIMENT_GRAMMAR = Grammar(
+    what="experiment",
+    attributes={
+        "name": _STRING_OPS,
+        "creation_time": _NUMERIC_OPS,
+        "last_update_time": _NUMERIC_OPS,
+    },
+    numeric=frozenset({"creation_time", "last_update_time"}),
+    key_kinds=_TAGS,
+    order_fields=("name", "experiment_id", "creation_time", "last_update_time"),
 )
 
 _ATTRIBUTE_PREFIXES = ("attributes", "attribute", "attr")

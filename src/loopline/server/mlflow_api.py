@@ -292,20 +292,19 @@ def _view(value: Any) -> ViewType:
 
 @endpoint("/experiments/search", "POST")
 def search_experiments(ctx: RequestContext, p: Params) -> Any:
-    if p.get("filter"):
-        raise InvalidInput("experiment search filters are not supported yet; list all instead")
-    size = page_size(_int(p, "max_results"), 1000, ctx.state)
-    experiments = ctx.tracking.list_experiments(_view(p.get("view_type")), max_results=1_000_000)
+    experiments, token = ctx.tracking.search_experiments(
+        _view(p.get("view_type")),
+        page_size(_int(p, "max_results"), 1000, ctx.state),
+        _str(p, "filter", required=False),
+        [str(o) for o in _list(p, "order_by")],
+        _str(p, "page_token", required=False),
+    )
     allowed = ctx.readable("experiment")
     if allowed is not None:
         experiments = [e for e in experiments if e.experiment_id in allowed]
-    from loopline.paging import offset_from_token, page_token
-
-    start = offset_from_token(p.get("page_token"))
-    page = experiments[start : start + size]
-    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
-    if start + size < len(experiments):
-        out["next_page_token"] = page_token(start + size)
+    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in experiments]}
+    if token:
+        out["next_page_token"] = token
     return out
 
 

@@ -64,16 +64,20 @@ def _slice(items: list[T], token: str | None, size: int) -> tuple[list[T], str |
 def list_experiments(
     ctx: Ctx,
     view: ViewType = ViewType.ACTIVE_ONLY,
+    filter: str | None = None,  # noqa: A002 - the wire name
+    order_by: Annotated[list[str] | None, Query()] = None,
     max_results: Annotated[int | None, Query(ge=1)] = None,
     page_token: str | None = None,
 ) -> ExperimentsPage:
-    size = page_size(max_results, 1000, ctx.state)
-    experiments = ctx.tracking.list_experiments(view, max_results=1_000_000)
+    """Experiments matching ``filter`` (``name LIKE 'fraud%' AND tags.team = 'risk'``); with
+    auth on, only those the caller holds a role on (a page may then hold fewer)."""
+    experiments, token = ctx.tracking.search_experiments(
+        view, page_size(max_results, 1000, ctx.state), filter, order_by, page_token
+    )
     allowed = ctx.readable("experiment")
     if allowed is not None:
         experiments = [e for e in experiments if e.experiment_id in allowed]
-    page, token = _slice(experiments, page_token, size)
-    return ExperimentsPage(experiments=page, next_page_token=token)
+    return ExperimentsPage(experiments=experiments, next_page_token=token)
 
 
 @router.post("/experiments", response_model=ExperimentIdOut, responses=_ERRORS)

@@ -228,6 +228,36 @@ class SqlTrackingStore(TrackingStore):
             ).all()
             return [self._experiment_from(conn, row) for row in rows]
 
+    def search_experiments(
+        self,
+        filters: Sequence[Compare],
+        order_by: Sequence[OrderKey],
+        view: ViewType,
+        max_results: int,
+        offset: int = 0,
+    ) -> tuple[list[Experiment], int | None]:
+        e, t = experiments.c, experiment_tags.c
+        conditions = [e.lifecycle_stage.in_(view.stages())]
+        for c in filters:
+            if c.kind == "attribute":
+                conditions.append(_compare(getattr(e, c.key), c.op, c.value))
+            else:
+                conditions.append(
+                    e.experiment_id.in_(
+                        select(t.experiment_id).where(
+                            t.key == c.key, _compare(t.value, c.op, c.value)
+                        )
+                    )
+                )
+        ordering = [
+            getattr(e, k.key).desc() if k.descending else getattr(e, k.key).asc() for k in order_by
+        ]
+        query = select(experiments).where(*conditions).order_by(*ordering, e.experiment_id)
+        with self.db.read() as conn:
+            rows = conn.execute(query.limit(max_results + 1).offset(offset)).all()
+            found = [self._experiment_from(conn, row) for row in rows[:max_results]]
+        return found, (offset + max_results if len(rows) > max_results else None)
+
     def _touch_experiment(self, conn: Connection, pk: int, **values: Any) -> None:
         result = conn.execute(
             update(experiments)

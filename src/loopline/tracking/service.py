@@ -93,6 +93,13 @@ def generate_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
 
 
+def _view(view: ViewType | str) -> ViewType:
+    try:
+        return ViewType(view)
+    except ValueError:
+        raise InvalidInput(f"view {view!r} is not one of ACTIVE_ONLY, DELETED_ONLY, ALL") from None
+
+
 class TrackingService:
     def __init__(
         self,
@@ -161,6 +168,30 @@ class TrackingService:
         self, view: ViewType = ViewType.ACTIVE_ONLY, max_results: int = 1000
     ) -> list[Experiment]:
         return self.store.list_experiments(ViewType(view), max_results)
+
+    def search_experiments(
+        self,
+        view: ViewType | str = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Experiment], str | None]:
+        """MLflow's experiment search: ``name LIKE 'fraud%' AND tags.team = 'risk'``, order by
+        ``name``, ``experiment_id``, ``creation_time`` or ``last_update_time``."""
+        from loopline.registry import search
+
+        if not 1 <= max_results <= MAX_RESULTS_LIMIT:
+            raise InvalidInput(f"max_results must be between 1 and {MAX_RESULTS_LIMIT}")
+        grammar = search.EXPERIMENT_GRAMMAR
+        found, next_offset = self.store.search_experiments(
+            search.parse_filter(filter_string, grammar),
+            search.parse_order_by(list(order_by or []), grammar),
+            _view(view),
+            max_results,
+            _offset(page_token),
+        )
+        return found, _page_token(next_offset)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         new_name = self._experiment_name(new_name)
@@ -311,13 +342,9 @@ class TrackingService:
             ids = [DEFAULT_EXPERIMENT_ID]
         filters = parse_filter(filter_string)
         order = parse_order_by(list(order_by or []))
-        try:
-            view = ViewType(view)
-        except ValueError:
-            raise InvalidInput(
-                f"run view {view!r} is not one of ACTIVE_ONLY, DELETED_ONLY, ALL"
-            ) from None
-        page = self.store.search_runs(ids, filters, order, view, max_results, _offset(page_token))
+        page = self.store.search_runs(
+            ids, filters, order, _view(view), max_results, _offset(page_token)
+        )
         return page.runs, _page_token(page.next_offset)
 
     # -- artifacts -------------------------------------------------------------------------

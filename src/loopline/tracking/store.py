@@ -52,6 +52,19 @@ class TrackingStore(abc.ABC):
         """Ordered by id."""
 
     @abc.abstractmethod
+    def search_experiments(
+        self,
+        filters: Sequence[Compare],
+        order_by: Sequence[OrderKey],
+        view: ViewType,
+        max_results: int,
+        offset: int = 0,
+    ) -> tuple[list[Experiment], int | None]:
+        """Experiments matching every filter (``name``, ``creation_time``,
+        ``last_update_time``, ``tags.<key>``), evaluated in SQL; default order: id. Returns the
+        page and the offset of the next one (``None`` on the last page)."""
+
+    @abc.abstractmethod
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
         """AlreadyExists if ``new_name`` is taken."""
 
