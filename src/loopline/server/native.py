@@ -19,6 +19,7 @@ from loopline.paths import safe_relpath
 from loopline.server.bodies import RequestBodyReader, iter_file
 from loopline.server.context import RequestContext, page_size, request_context
 from loopline.server.schemas import (
+    INT64_MAX,
     ArtifactFilesPage,
     ArtifactsPage,
     BatchBody,
@@ -64,7 +65,7 @@ def _slice(items: list[T], token: str | None, size: int) -> tuple[list[T], str |
 def list_experiments(
     ctx: Ctx,
     view: ViewType = ViewType.ACTIVE_ONLY,
-    filter: str | None = None,  # noqa: A002 - the wire name
+    filter: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
     max_results: Annotated[int | None, Query(ge=1)] = None,
     page_token: str | None = None,
@@ -182,7 +183,9 @@ def search_runs(body: SearchRunsBody, ctx: Ctx) -> RunsPage:
 
 
 @router.get("/runs/deleted", response_model=RunIdsOut, responses=_ERRORS)
-def deleted_runs(ctx: Ctx, older_than_ms: Annotated[int, Query(ge=0)] = 0) -> RunIdsOut:
+def deleted_runs(
+    ctx: Ctx, older_than_ms: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0
+) -> RunIdsOut:
     ctx.require_admin()
     return RunIdsOut(run_ids=ctx.tracking.deleted_run_ids(older_than_ms))
 
