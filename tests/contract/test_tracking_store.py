@@ -391,6 +391,21 @@ class TestLogBatch:
         assert log_and_read((4.0, 5, 150)) == 3.0
         assert log_and_read((7.0, 9, 1), (8.0, 2, 50)) == 7.0  # within one batch alike
 
+    def test_latest_metrics_carry_their_step_and_timestamp(self, tracking: TrackingService):
+        run_id = tracking.create_run().run_id
+        tracking.log_batch(
+            run_id,
+            metrics=[
+                make_metric("loss", 0.9, 0, 100),
+                make_metric("loss", 0.5, 3, 90),
+                make_metric("loss", 0.7, 2, 300),
+                make_metric("acc", math.inf, 1, 5),
+            ],
+        )
+        got = [(m.key, m.value, m.step, m.timestamp) for m in tracking.get_latest_metrics(run_id)]
+        assert got == [("acc", math.inf, 1, 5), ("loss", 0.5, 3, 90)]
+        assert tracking.get_latest_metrics(tracking.create_run().run_id) == []
+
     def test_nan_and_infinities_round_trip(self, tracking: TrackingService):
         run_id = tracking.create_run().run_id
         tracking.log_batch(

@@ -58,6 +58,7 @@ history = MlflowClient().get_metric_history(run.info.run_id, "loss")
 out["history"] = [(m.step, m.value) for m in history]
 got = MlflowClient().get_run(run.info.run_id)
 out["params"] = got.data.params
+out["latest_loss"] = [(m.step, m.value) for m in got.data._metric_objs if m.key == "loss"]
 out["artifacts"] = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "docs")]
 local = mlflow.artifacts.download_artifacts(
     run_id=run.info.run_id, artifact_path="docs/notes.txt", dst_path=str(scratch / "dl")

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.live_server import ThreadServer
 
 import loopline as ll
 from loopline.config import Settings
 from loopline.workspace import Workspace
+from tests.live_server import ThreadServer
 
 SCENARIO = Path(__file__).with_name("mlflow_scenario.py")
 
@@ -72,6 +72,7 @@ def test_the_mlflow_client_logs_searches_registers_and_loads_models(
     assert got["order"] == ["second", "first"]
     assert got["history"] == [[0, 1.0], [1, 0.5], [2, 1 / 3], [3, 0.25], [4, 0.2]]
     assert got["params"] == {"alpha": "0.5", "batch": "32", "beta": "x", "gamma": "3"}
+    assert got["latest_loss"] == [[4, 0.2]]
     assert (got["artifacts"], got["notes"]) == (["docs/notes.txt"], "hello")
     assert got["pred"] == got["pred_alias"] == [0, 1, 0, 1]
     assert (got["version"], got["alias_version"]) == ("1", "1")

@@ -247,6 +247,10 @@ class RemoteTrackingService:
     def delete_tag(self, run_id: str, key: str) -> None:
         self.http.call("DELETE", f"/api/v1/runs/{_q(check_run_id(run_id))}/tags/{_q(key)}")
 
+    def get_latest_metrics(self, run_id: str) -> list[Metric]:
+        answer = self.http.call("GET", f"/api/v1/runs/{_q(check_run_id(run_id))}/metrics")
+        return [Metric(p["key"], _num(p["value"]), p["timestamp"], p["step"]) for p in answer]
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         points = self._pages(
             "GET", f"/api/v1/runs/{_q(check_run_id(run_id))}/metrics/{_q(key)}/history", "metrics"

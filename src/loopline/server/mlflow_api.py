@@ -166,16 +166,20 @@ def run_info_json(info: RunInfo) -> dict[str, Any]:
     return out
 
 
-def run_json(run: Run) -> dict[str, Any]:
-    # A run's summary keeps each metric's latest value; MLflow's client reads the values
-    # (run.data.metrics is key -> value), so step and timestamp are reported as 0 here.
+def run_json(run: Run, latest: list[Metric] | None = None) -> dict[str, Any]:
+    """``latest`` gives each metric's step and timestamp (as get-run answers). Search pages are
+    built from run summaries, which keep values only: there step and timestamp read 0 (MLflow's
+    client exposes a run's metrics as key -> value, so nothing it returns changes)."""
+    if latest is not None:
+        metrics = [metric_json(m) for m in latest]
+    else:
+        metrics = [
+            {"key": k, "value": _wire(v), "timestamp": 0, "step": 0} for k, v in run.metrics.items()
+        ]
     return {
         "info": run_info_json(run.info),
         "data": {
-            "metrics": [
-                {"key": k, "value": _wire(v), "timestamp": 0, "step": 0}
-                for k, v in run.metrics.items()
-            ],
+            "metrics": metrics,
             "params": [{"key": k, "value": v} for k, v in run.params.items()],
             "tags": _tags_list(run.tags),
         },
@@ -366,7 +370,8 @@ def create_run(ctx: RequestContext, p: Params) -> Any:
 def get_run(ctx: RequestContext, p: Params) -> Any:
     run_id = _str(p, "run_id", required=False) or _str(p, "run_uuid")
     ctx.require_run(run_id, Role.READER)
-    return {"run": run_json(ctx.tracking.get_run(run_id))}
+    run = ctx.tracking.get_run(run_id)
+    return {"run": run_json(run, ctx.tracking.get_latest_metrics(run_id))}
 
 
 @endpoint("/runs/update", "POST")

@@ -28,6 +28,7 @@ from loopline.server.schemas import (
     ExperimentIdOut,
     ExperimentsPage,
     MetricHistoryPage,
+    MetricOut,
     NameBody,
     PurgeBody,
     RunIdsOut,
@@ -257,6 +258,13 @@ def delete_tag(run_id: str, key: str, ctx: Ctx) -> dict[str, str]:
     ctx.audit_object("run", run_id)
     ctx.tracking.delete_tag(run_id, key)
     return {"deleted": key}
+
+
+@router.get("/runs/{run_id}/metrics", response_model=list[MetricOut], responses=_ERRORS)
+def latest_metrics(run_id: str, ctx: Ctx) -> list[Metric]:
+    """Each metric's latest point, with its step and timestamp."""
+    ctx.require_run(run_id, Role.READER)
+    return ctx.tracking.get_latest_metrics(run_id)
 
 
 @router.get(

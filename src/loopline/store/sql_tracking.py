@@ -563,6 +563,19 @@ class SqlTrackingStore(TrackingStore):
                 raise NotFound(f"run {run_id!r} has no tag {key!r}")
             self._refresh_summaries(conn, [run_id])
 
+    def get_latest_metrics(self, run_id: str) -> list[Metric]:
+        lm = latest_metrics.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(lm.key, lm.value, lm.timestamp, lm.step, lm.is_nan)
+                .where(lm.run_id == run_id)
+                .order_by(lm.key)
+            ).all()
+        return [
+            Metric(key, math.nan if nan else value, timestamp, step)
+            for key, value, timestamp, step, nan in rows
+        ]
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self.db.read() as conn:
             exists = conn.execute(

@@ -320,6 +320,11 @@ class TrackingService:
     def delete_tag(self, run_id: str, key: str) -> None:
         self.store.delete_tag(check_run_id(run_id), key)
 
+    def get_latest_metrics(self, run_id: str) -> list[Metric]:
+        """Each metric's latest point with its step and timestamp (``Run.metrics`` holds only
+        the values)."""
+        return self.store.get_latest_metrics(check_run_id(run_id))
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self.store.get_metric_history(check_run_id(run_id), check_key(key, "metric"))
 

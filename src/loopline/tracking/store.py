@@ -114,6 +114,10 @@ class TrackingStore(abc.ABC):
         """NotFound if the run has no such tag."""
 
     @abc.abstractmethod
+    def get_latest_metrics(self, run_id: str) -> list[Metric]:
+        """The latest point (highest step, then timestamp) of every metric of a run, by key."""
+
+    @abc.abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of ``key``, ordered by step then timestamp."""
 
