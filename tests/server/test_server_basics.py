@@ -66,6 +66,8 @@ def test_errors_are_json_with_a_code_on_native_and_mlflow_routes(http: httpx.Cli
             content=b"{not json",
             headers={"content-type": "application/json"},
         ),
+        "unknown route": http.get("/api/2.0/mlflow/traces"),
+        "wrong method": http.delete("/api/v1/runs/search"),
     }
     got = {name: (r.status_code, r.json()["error_code"]) for name, r in answers.items()}
     assert got == {
@@ -74,6 +76,8 @@ def test_errors_are_json_with_a_code_on_native_and_mlflow_routes(http: httpx.Cli
         "mlflow missing run": (404, "RESOURCE_DOES_NOT_EXIST"),
         "mlflow missing field": (400, "INVALID_PARAMETER_VALUE"),
         "mlflow bad json": (400, "INVALID_PARAMETER_VALUE"),
+        "unknown route": (404, "ENDPOINT_NOT_FOUND"),
+        "wrong method": (405, "METHOD_NOT_ALLOWED"),
     }
     assert "bogus" in answers["native bad body"].json()["message"]
     assert "'name'" in answers["mlflow missing field"].json()["message"]

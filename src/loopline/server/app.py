@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
@@ -109,6 +110,23 @@ def create_app(
         from loopline.errors import InvalidInput
 
         return error_response(InvalidInput(_validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Unknown routes and methods get the same JSON body as every other error.
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "BAD_REQUEST"
+        )
+        message = (
+            f"{request.method} {request.url.path} is not served here"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return json_response(
+            {"error_code": code, "message": message},
+            exc.status_code,
+            {"x-loopline-error-code": code, **(exc.headers or {})},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
