@@ -34,7 +34,9 @@ def _iso(ms: int) -> str:
 def audit_row(event: Event) -> dict[str, object]:
     """One event as the audit log shows it: request events by method and path, any other
     event by its action."""
-    details = event.details
+    # Only audit events carry request details; other events' details mean other things (a
+    # run's "status" is FINISHED, not an HTTP status).
+    details = event.details if event.action == "audit" else {}
     method, path = details.get("method"), details.get("path")
     return {
         "id": event.id,

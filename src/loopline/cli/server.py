@@ -29,12 +29,13 @@ _NOT_EXPORTED = frozenset(
 
 
 class LogLevel(StrEnum):
+    """uvicorn's levels, less ``trace``: that one logs request headers, credentials included."""
+
     critical = "critical"
     error = "error"
     warning = "warning"
     info = "info"
     debug = "debug"
-    trace = "trace"
 
 
 def settings_environment(settings: Settings, *, auth: bool) -> dict[str, str]:

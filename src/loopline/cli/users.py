@@ -88,6 +88,8 @@ def create_user(
 ) -> None:
     """Create a user. The password is prompted for (twice, never echoed) unless given on
     stdin."""
+    if no_password and password_stdin:
+        raise InvalidInput("give --password-stdin or --no-password, not both")
     password = None if no_password else _read_password(password_stdin)
     user = access_service(ctx).create_user(name, password, admin=admin)
     console.print(f"created user {user.name!r}" + (" (admin)" if user.is_admin else ""))

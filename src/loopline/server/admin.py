@@ -192,8 +192,8 @@ def list_users(ctx: Ctx) -> UsersOut:
 
 @router.post("/users", response_model=UserOut, responses=_ERRORS)
 def create_user(body: CreateUserBody, ctx: Ctx) -> UserOut:
+    ctx.audit_object("user", body.name)  # first, so a refused attempt names its target too
     ctx.require_admin()
-    ctx.audit_object("user", body.name)
     user = ctx.access.create_user(body.name, body.password, admin=body.admin, actor=ctx.actor)
     return UserOut.of(user)
 
@@ -201,8 +201,8 @@ def create_user(body: CreateUserBody, ctx: Ctx) -> UserOut:
 @router.patch("/users/{name}", response_model=UserOut, responses=_ERRORS)
 def update_user(name: str, body: UpdateUserBody, ctx: Ctx) -> UserOut:
     """Disable or enable a user (effective on their very next request), or set a password."""
-    ctx.require_admin()
     ctx.audit_object("user", name)
+    ctx.require_admin()
     user = ctx.access.get_user(name)
     # Disabling first: it is the change that can be refused (the last admin), and then the
     # password must stay as it was.
@@ -217,8 +217,8 @@ def update_user(name: str, body: UpdateUserBody, ctx: Ctx) -> UserOut:
 @router.post("/users/{name}/tokens", response_model=NewTokenOut, responses=_ERRORS)
 def create_token(name: str, ctx: Ctx, body: CreateTokenBody | None = None) -> NewTokenOut:
     """A new API token for ``name``; the answer holds the secret, which is never shown again."""
-    _require_self_or_admin(ctx, name)
     ctx.audit_object("user", name)
+    _require_self_or_admin(ctx, name)
     token, secret = ctx.access.create_token(name, (body or CreateTokenBody()).name, actor=ctx.actor)
     return NewTokenOut(**TokenOut.of(token).model_dump(), secret=secret)
 
@@ -272,8 +272,8 @@ def list_permissions(
 def set_permission(body: PermissionBody, ctx: Ctx) -> PermissionsOut:
     """Give ``user`` a role on one experiment or registered model (``role: null`` removes it).
     Needs the admin role on that object. Answers with the object's grants afterwards."""
-    _require_object_admin(ctx, body.object_kind, body.object_id)
     ctx.audit_object(body.object_kind, body.object_id)
+    _require_object_admin(ctx, body.object_kind, body.object_id)
     ctx.access.grant(body.user, body.object_kind, body.object_id, body.role, actor=ctx.actor)
     grants = ctx.access.list_grants(object_kind=body.object_kind, object_id=body.object_id)
     return PermissionsOut(permissions=[PermissionOut.of(g) for g in grants])
