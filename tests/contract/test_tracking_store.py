@@ -391,6 +391,23 @@ class TestLogBatch:
         assert log_and_read((4.0, 5, 150)) == 3.0
         assert log_and_read((7.0, 9, 1), (8.0, 2, 50)) == 7.0  # within one batch alike
 
+    def test_keys_with_slashes_work_everywhere(self, tracking: TrackingService):
+        eid = tracking.create_experiment("slashes")
+        tracking.set_experiment_tag(eid, "team/area", "risk/fraud")
+        run_id = tracking.create_run(eid).run_id
+        tracking.log_batch(
+            run_id,
+            metrics=[make_metric("train/loss", 0.5, 0, 1), make_metric("train/loss", 0.25, 1, 2)],
+            params=[("opt/lr", "0.1")],
+            tags=[("ci/job", "42")],
+        )
+        history = [m.value for m in tracking.get_metric_history(run_id, "train/loss")]
+        tracking.delete_tag(run_id, "ci/job")
+        run = tracking.get_run(run_id)
+        assert history == [0.5, 0.25]
+        assert (run.params, "ci/job" in run.tags) == ({"opt/lr": "0.1"}, False)
+        assert tracking.get_experiment(eid).tags == {"team/area": "risk/fraud"}
+
     def test_latest_metrics_carry_their_step_and_timestamp(self, tracking: TrackingService):
         run_id = tracking.create_run().run_id
         tracking.log_batch(

@@ -67,6 +67,11 @@ def test_errors_are_json_with_a_code_on_native_and_mlflow_routes(http: httpx.Cli
             headers={"content-type": "application/json"},
         ),
         "unknown route": http.get("/api/2.0/mlflow/traces"),
+        "id beyond 64 bits": http.get("/api/v1/experiments/" + "9" * 30),
+        "mlflow id beyond 64 bits": http.get(
+            "/api/2.0/mlflow/experiments/get", params={"experiment_id": "9" * 30}
+        ),
+        "after_id beyond 64 bits": http.get("/api/v1/events", params={"after_id": "9" * 30}),
         "wrong method": http.delete("/api/v1/runs/search"),
     }
     got = {name: (r.status_code, r.json()["error_code"]) for name, r in answers.items()}
@@ -77,6 +82,9 @@ def test_errors_are_json_with_a_code_on_native_and_mlflow_routes(http: httpx.Cli
         "mlflow missing field": (400, "INVALID_PARAMETER_VALUE"),
         "mlflow bad json": (400, "INVALID_PARAMETER_VALUE"),
         "unknown route": (404, "ENDPOINT_NOT_FOUND"),
+        "id beyond 64 bits": (404, "RESOURCE_DOES_NOT_EXIST"),
+        "mlflow id beyond 64 bits": (404, "RESOURCE_DOES_NOT_EXIST"),
+        "after_id beyond 64 bits": (400, "INVALID_PARAMETER_VALUE"),
         "wrong method": (405, "METHOD_NOT_ALLOWED"),
     }
     assert "bogus" in answers["native bad body"].json()["message"]

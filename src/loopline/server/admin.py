@@ -286,7 +286,9 @@ def list_audit(
     actor: str | None = None,
     object_kind: str | None = None,
     object_id: str | None = None,
-    after_id: Annotated[int, Query(ge=0, description="Only events older than this id")] = 0,
+    after_id: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Only events older than this id")
+    ] = 0,
     max_results: Annotated[int | None, Query(ge=1)] = None,
 ) -> AuditPage:
     """Every mutating API request, newest first: who, from where, what, and the status."""

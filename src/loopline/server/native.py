@@ -139,7 +139,9 @@ def restore_experiment(experiment_id: str, ctx: Ctx) -> Experiment:
     return ctx.tracking.get_experiment(experiment_id)
 
 
-@router.put("/experiments/{experiment_id}/tags/{key}", response_model=Experiment, responses=_ERRORS)
+@router.put(
+    "/experiments/{experiment_id}/tags/{key:path}", response_model=Experiment, responses=_ERRORS
+)
 def set_experiment_tag(experiment_id: str, key: str, body: TagValueBody, ctx: Ctx) -> Experiment:
     ctx.require_experiment(experiment_id, Role.EDITOR)
     ctx.audit_object("experiment", experiment_id)
@@ -252,7 +254,7 @@ def log_batch(run_id: str, body: BatchBody, ctx: Ctx) -> dict[str, int]:
     return {"metrics": len(metrics), "params": len(body.params), "tags": len(body.tags)}
 
 
-@router.delete("/runs/{run_id}/tags/{key}", responses=_ERRORS)
+@router.delete("/runs/{run_id}/tags/{key:path}", responses=_ERRORS)
 def delete_tag(run_id: str, key: str, ctx: Ctx) -> dict[str, str]:
     ctx.require_run(run_id, Role.EDITOR)
     ctx.audit_object("run", run_id)
@@ -268,7 +270,9 @@ def latest_metrics(run_id: str, ctx: Ctx) -> list[Metric]:
 
 
 @router.get(
-    "/runs/{run_id}/metrics/{key}/history", response_model=MetricHistoryPage, responses=_ERRORS
+    "/runs/{run_id}/metrics/{key:path}/history",
+    response_model=MetricHistoryPage,
+    responses=_ERRORS,
 )
 def metric_history(
     run_id: str,

@@ -80,7 +80,7 @@ def list_events(
     object_id: str | None = None,
     action: str | None = None,
     actor: str | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     max_results: Annotated[int | None, Query(ge=1)] = None,
     newest_first: bool = False,
 ) -> EventsPage:
@@ -112,7 +112,7 @@ def link(body: LinkBody, ctx: Ctx) -> LinkedOut:
 def walk(
     direction: str,
     kind: str,
-    id: str,  # noqa: A002 - the wire name
+    id: str,
     ctx: Ctx,
     max_depth: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> EdgesOut:

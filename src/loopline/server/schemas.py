@@ -15,6 +15,8 @@ from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewTy
 from loopline.tracking.store import ArtifactRow
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "ArtifactFilesPage",
     "ArtifactsPage",
     "BatchBody",
@@ -36,6 +38,11 @@ __all__ = [
     "TagValueBody",
     "UpdateRunBody",
 ]
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Integers the metadata database stores (BIGINT): larger ones are refused as invalid input
+instead of overflowing in the database driver."""
 
 
 def _wire_float(value: float) -> float | str:
@@ -70,8 +77,8 @@ class MetricIn(_Body):
     value: float | None = Field(
         description='a number, or "NaN", "Infinity", "-Infinity" (null also means NaN)'
     )
-    timestamp: int | None = None
-    step: int = 0
+    timestamp: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    step: int = Field(default=0, ge=INT64_MIN, le=INT64_MAX)
 
 
 class CreateExperimentBody(_Body):
@@ -101,14 +108,14 @@ class CreateRunBody(_Body):
     experiment_id: str = "0"
     run_name: str | None = Field(default=None, max_length=250)
     tags: dict[str, str] = Field(default_factory=dict)
-    start_time: int | None = Field(default=None, ge=0)
+    start_time: int | None = Field(default=None, ge=0, le=INT64_MAX)
     parent_run_id: str | None = None
     user_id: str | None = Field(default=None, max_length=256)
 
 
 class UpdateRunBody(_Body):
     status: str | None = None
-    end_time: int | None = Field(default=None, ge=0)
+    end_time: int | None = Field(default=None, ge=0, le=INT64_MAX)
     run_name: str | None = Field(default=None, max_length=250)
 
 
@@ -163,7 +170,7 @@ class ArtifactFilesPage(_Out):
 
 
 class PurgeBody(_Body):
-    older_than_ms: int = Field(default=0, ge=0)
+    older_than_ms: int = Field(default=0, ge=0, le=INT64_MAX)
 
 
 class RunIdsOut(_Out):

@@ -56,11 +56,19 @@ RunData = tuple[dict[str, str], dict[str, float], dict[str, str]]
 _CHUNK = 900  # rows per executemany / IN list: under SQLite's default variable limit per row set
 
 
+_MAX_PK = 2**63 - 1
+
+
 def _experiment_pk(experiment_id: str | int) -> int:
+    """The integer key of an experiment id; an id no experiment can have (not a number, or
+    beyond 64 bits) is simply not found."""
     try:
-        return int(experiment_id)
+        pk = int(experiment_id)
     except (TypeError, ValueError):
-        raise NotFound(f"experiment {experiment_id!r} not found") from None
+        pk = -1
+    if not 0 <= pk <= _MAX_PK:
+        raise NotFound(f"experiment {experiment_id!r} not found")
+    return pk
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -603,8 +611,8 @@ class SqlTrackingStore(TrackingStore):
         pks = []
         for eid in experiment_ids:
             try:
-                pks.append(int(eid))
-            except (TypeError, ValueError):
+                pks.append(_experiment_pk(eid))
+            except NotFound:
                 continue
         query = select(*_RUN_INFO_COLUMNS).where(
             runs.c.experiment_id.in_(pks), runs.c.lifecycle_stage.in_(view.stages())

@@ -53,9 +53,7 @@ def upgrade() -> None:
         sa.Column("role", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("user_name", "object_kind", "object_id", name=op.f("pk_grants")),
     )
-    op.create_index(
-        op.f("ix_grants_object_kind_object_id"), "grants", ["object_kind", "object_id"]
-    )
+    op.create_index(op.f("ix_grants_object_kind_object_id"), "grants", ["object_kind", "object_id"])
     op.create_table(
         "idempotency_keys",
         sa.Column("key", sa.String(128), nullable=False),
