@@ -819,8 +819,9 @@ def markdown(res: dict[str, Any]) -> str:
                 lines.append(
                     f"- {backend}/{tool}, {p['processes']} client processes: "
                     f"{p['points_sent']:,} sent, {p['points_stored']:,} stored, **{lost:,} lost**, "
-                    f"batch p50 {p['batch_p50_ms']:.0f} ms; CPU: clients {p['client_cpu_s']:.1f} s, "
-                    f"server {p['server_cpu_s']:.1f} s; errors: {p['errors'] or 'none'}."
+                    f"batch p50 {p['batch_p50_ms']:.0f} ms; CPU: clients "
+                    f"{p['client_cpu_s']:.1f} s, server {p['server_cpu_s']:.1f} s; "
+                    f"errors: {p['errors'] or 'none'}."
                 )
     lines += ["", "Commands (`$DIR` is the scratch directory):", ""]
     for tools in res["backends"].values():
