@@ -184,14 +184,19 @@ def test_mutating_requests_are_audited_with_actor_object_and_client(
 ) -> None:
     run_id = http.post("/api/v1/runs", json={"experiment_id": "0"}).json()["info"]["run_id"]
     http.post(f"/api/v1/runs/{run_id}/batch", json={"params": [{"key": "a", "value": "1"}]})
+    clash = http.post(f"/api/v1/runs/{run_id}/batch", json={"params": [{"key": "a", "value": "2"}]})
     http.post("/api/v1/runs/search", json={})
     events = workspace.events.list(action="audit")
     got = [
         (e.actor, e.object_kind, e.object_id, e.details["method"], e.details["status"])
         for e in events
     ]
+    # One record per request: a batch commits its record with its data; the refused batch
+    # (nothing stored) is recorded with its status.
+    assert clash.status_code == 409
     assert got == [
         ("tester", "run", run_id, "POST", 200),
         ("tester", "run", run_id, "POST", 200),
+        ("tester", "run", run_id, "POST", 409),
     ]
     assert {e.details["client"] for e in events} == {"127.0.0.1"}

@@ -424,7 +424,8 @@ def _log(ctx: RequestContext, p: Params, metrics: list[Metric], params: Any, tag
     run_id = _str(p, "run_id", required=False) or _str(p, "run_uuid")
     ctx.require_run(run_id, Role.EDITOR)
     ctx.audit_object("run", run_id)
-    ctx.tracking.log_batch(run_id, metrics, params, tags)
+    with ctx.audit_in_transaction() as audit:
+        ctx.tracking.log_batch(run_id, metrics, params, tags, audit)
     return {}
 
 

@@ -245,12 +245,14 @@ def log_batch(run_id: str, body: BatchBody, ctx: Ctx) -> dict[str, int]:
         make_metric(m.key, math.nan if m.value is None else m.value, m.step, m.timestamp)
         for m in body.metrics
     ]
-    ctx.tracking.log_batch(
-        run_id,
-        metrics,
-        [(p.key, p.value) for p in body.params],
-        [(t.key, t.value) for t in body.tags],
-    )
+    with ctx.audit_in_transaction() as audit:
+        ctx.tracking.log_batch(
+            run_id,
+            metrics,
+            [(p.key, p.value) for p in body.params],
+            [(t.key, t.value) for t in body.tags],
+            audit,
+        )
     return {"metrics": len(metrics), "params": len(body.params), "tags": len(body.tags)}
 
 

@@ -28,10 +28,44 @@ from loopline.store.base import MetadataStore
 from loopline.store.database import Database, now_ms
 from loopline.store.tables import blob_refs, events, lineage, workspace_meta
 
-__all__ = ["SqlStore"]
+__all__ = ["SqlStore", "event_row", "insert_events"]
 
 _CHUNK = 500
 MAX_PAGE = 10_000
+
+
+def event_row(event: NewEvent, default_time: int) -> dict[str, Any]:
+    """The events-table row of ``event``, validated; shared by every store that appends events
+    inside its own transactions."""
+    check_kind(event.object_kind, "object_kind")
+    check_id(event.object_id, "object_id")
+    if not event.action or len(event.action) > 128:
+        raise InvalidInput("event action must be 1-128 characters")
+    if not event.actor or len(event.actor) > 256:
+        raise InvalidInput("event actor must be 1-256 characters")
+    try:
+        details = json.dumps(event.details, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"event details must be JSON-serialisable: {exc}") from exc
+    return {
+        "time_ms": event.time_ms or default_time,
+        "actor": event.actor,
+        "action": event.action,
+        "object_kind": event.object_kind,
+        "object_id": event.object_id,
+        "details": details,
+    }
+
+
+def insert_events(conn: Any, new_events: Iterable[NewEvent]) -> int:
+    """Append events on ``conn``, inside the caller's transaction."""
+    total = 0
+    iterator = iter(new_events)
+    while chunk := list(itertools.islice(iterator, _CHUNK)):
+        stamp = now_ms()
+        conn.execute(events.insert(), [event_row(e, stamp) for e in chunk])
+        total += len(chunk)
+    return total
 
 
 class SqlStore(MetadataStore):
@@ -97,36 +131,9 @@ class SqlStore(MetadataStore):
             )
 
     # -- events ----------------------------------------------------------------------------
-    @staticmethod
-    def _event_row(event: NewEvent, default_time: int) -> dict[str, Any]:
-        check_kind(event.object_kind, "object_kind")
-        check_id(event.object_id, "object_id")
-        if not event.action or len(event.action) > 128:
-            raise InvalidInput("event action must be 1-128 characters")
-        if not event.actor or len(event.actor) > 256:
-            raise InvalidInput("event actor must be 1-256 characters")
-        try:
-            details = json.dumps(event.details, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"event details must be JSON-serialisable: {exc}") from exc
-        return {
-            "time_ms": event.time_ms or default_time,
-            "actor": event.actor,
-            "action": event.action,
-            "object_kind": event.object_kind,
-            "object_id": event.object_id,
-            "details": details,
-        }
-
     def append_events(self, new_events: Iterable[NewEvent]) -> int:
-        total = 0
-        iterator = iter(new_events)
         with self._write() as conn:
-            while chunk := list(itertools.islice(iterator, _CHUNK)):
-                stamp = now_ms()
-                conn.execute(events.insert(), [self._event_row(e, stamp) for e in chunk])
-                total += len(chunk)
-        return total
+            return insert_events(conn, new_events)
 
     @staticmethod
     def _event_filters(**filters: Any) -> list[Any]:

@@ -27,9 +27,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from loopline.entities import NewEvent
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import tables as t
 from loopline.store.database import Database, now_ms
+from loopline.store.sql import insert_events
 from loopline.store.tables import (
     blob_refs,
     experiment_tags,
@@ -467,6 +469,7 @@ class SqlTrackingStore(TrackingStore):
         metrics: Sequence[Metric] = (),
         params: Sequence[tuple[str, str]] = (),
         tags: Sequence[tuple[str, str]] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         with self.db.write() as conn:
             self._check_loggable(conn, run_id)
@@ -477,6 +480,8 @@ class SqlTrackingStore(TrackingStore):
             if metrics:
                 self._log_metrics(conn, run_id, metrics)
             self._refresh_summaries(conn, [run_id])
+            if events:
+                insert_events(conn, events)
 
     def _log_params(self, conn: Connection, run_id: str, items: Sequence[tuple[str, str]]) -> None:
         wanted: dict[str, str] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopline.blobs.cas import BlobStore
+from loopline.entities import NewEvent
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
@@ -309,13 +310,15 @@ class TrackingService:
         metrics: Sequence[Metric] = (),
         params: Sequence[tuple[str, Any]] = (),
         tags: Sequence[tuple[str, Any]] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         """Metrics must already be validated :class:`Metric` objects (see
-        ``validation.make_metric``); params and tags are validated here."""
+        ``validation.make_metric``); params and tags are validated here. ``events`` commit
+        with the batch or not at all."""
         check_run_id(run_id)
         clean_params = [(k, param_value(k, v)) for k, v in params]
         clean_tags = [(k, tag_value(k, v)) for k, v in tags]
-        self.store.log_batch(run_id, metrics, clean_params, clean_tags)
+        self.store.log_batch(run_id, metrics, clean_params, clean_tags, events)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.store.delete_tag(check_run_id(run_id), key)

@@ -8,6 +8,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loopline.entities import NewEvent
 from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, ViewType
 from loopline.tracking.search_filter import Compare, OrderKey
 
@@ -104,10 +105,12 @@ class TrackingStore(abc.ABC):
         metrics: Sequence[Metric] = (),
         params: Sequence[tuple[str, str]] = (),
         tags: Sequence[tuple[str, str]] = (),
+        events: Sequence[NewEvent] = (),
     ) -> None:
         """All or nothing. A metric point identical to a stored one is a no-op (so a retried
         batch never duplicates). Re-logging a param with the same value is a no-op; with a
-        different value it raises Conflict and nothing from the batch is stored."""
+        different value it raises Conflict and nothing from the batch is stored. ``events`` are
+        appended in the same transaction (the server's audit record of the request)."""
 
     @abc.abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
