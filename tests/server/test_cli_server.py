@@ -84,6 +84,27 @@ class TestServerProcess:
             assert password not in second.output()
             assert "created user 'admin'" not in second.output()
 
+    def test_idle_keep_alive_connections_are_closed_after_the_timeout(self, tmp_path: Path):
+        import socket
+        import time
+
+        with (
+            ProcessServer(tmp_path / "ws", ["--timeout-keep-alive", "1"]) as server,
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        ):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            first = b""
+            while b'{"status":"ok"}' not in first:  # the whole response: head and body
+                first += sock.recv(4096)
+            time.sleep(2.5)
+            sock.settimeout(5)
+            try:
+                after = sock.recv(4096)
+            except ConnectionResetError:
+                after = b""
+        assert first.startswith(b"HTTP/1.1 200")
+        assert after == b"", "the idle connection should have been closed by the server"
+
     def test_help_explains_the_options_and_mlflow_tracking_uri(self):
         result = CliRunner().invoke(app, ["server", "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0
@@ -92,6 +113,8 @@ class TestServerProcess:
             "--workers",
             "--max-body-bytes",
             "--log-level",
+            "--timeout-keep-alive",
+            "--timeout-graceful-shutdown",
             "MLFLOW_TRACKING_URI",
         ):
             assert word in result.output

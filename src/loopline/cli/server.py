@@ -96,6 +96,13 @@ def server(
         typer.Option(help="Interface to listen on; 0.0.0.0 for every interface."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to listen on.")] = 5000,
+    timeout_keep_alive: Annotated[
+        int, typer.Option(min=1, help="Seconds an idle keep-alive connection stays open.")
+    ] = 5,
+    timeout_graceful_shutdown: Annotated[
+        int,
+        typer.Option(min=0, help="Seconds requests in flight get to finish after SIGTERM."),
+    ] = 30,
     workers: Annotated[
         int,
         typer.Option(
@@ -178,9 +185,15 @@ def server(
         f"blobs {mask_uri(settings.artifact_uri)})"
     )
 
+    # Idle keep-alive connections close after this long; on SIGTERM, requests in flight get
+    # this long to finish before the process exits.
+    timeouts = {
+        "timeout_keep_alive": timeout_keep_alive,
+        "timeout_graceful_shutdown": timeout_graceful_shutdown,
+    }
     if workers == 1:
         app = create_app(settings, ServerOptions.from_settings(settings, auth=auth))
-        uvicorn.run(app, host=host, port=port, log_level=log_level.value)
+        uvicorn.run(app, host=host, port=port, log_level=log_level.value, **timeouts)
         return
     # Workers are separate processes that import the app by name: hand them the resolved
     # settings through the environment, which app_from_environment reads.
@@ -192,4 +205,5 @@ def server(
         port=port,
         workers=workers,
         log_level=log_level.value,
+        **timeouts,
     )
