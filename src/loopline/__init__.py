@@ -4,6 +4,7 @@
 ``docs/api.md``; a test keeps the two equal.
 """
 
+from loopline import models
 from loopline._version import __version__
 from loopline.api import (
     current_workspace,
@@ -112,6 +113,7 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "models",
     "open_workspace",
     "record_event",
     "search_runs",

@@ -173,7 +173,13 @@ class Workspace:
 
     @cached_property
     def registry(self) -> RegistryService:
-        """The model registry on the configured stores."""
+        """The model registry on the configured stores. Against a server, use its MLflow
+        registry routes for now: the native client for the registry is not built yet."""
+        if self.remote:
+            raise ConfigError(
+                "the model registry is not available through LOOPLINE_TRACKING_URI yet; use "
+                "the MLflow client against the server (MLFLOW_TRACKING_URI) or work in-process"
+            )
         return RegistryService(
             SqlRegistryStore(self.database),
             self.blobs,

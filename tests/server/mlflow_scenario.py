@@ -80,4 +80,7 @@ loopline_runs = MlflowClient().search_runs(
     [MlflowClient().get_experiment_by_name("from-loopline").experiment_id]
 )
 out["loopline_runs"] = [(r.info.run_name, r.data.metrics, r.data.params) for r in loopline_runs]
+# ... and a model Loopline wrote, loaded by MLflow's own loader.
+native = mlflow.pyfunc.load_model(f"runs:/{loopline_runs[0].info.run_id}/model")
+out["native_pred"] = native.predict(X).tolist()
 print("RESULT", json.dumps(out))

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 import loopline as ll
 from loopline.config import Settings
@@ -23,6 +25,8 @@ from loopline.workspace import Workspace
 from tests.live_server import ThreadServer
 
 SCENARIO = Path(__file__).with_name("mlflow_scenario.py")
+X = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.9, 0.1]])  # the scenario's data
+Y = np.array([0, 1, 0, 1])
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -65,6 +69,7 @@ def test_the_mlflow_client_logs_searches_registers_and_loads_models(
         with ll.start_run(run_name="native"):
             ll.log_metric("rmse", 0.25)
             ll.log_param("depth", 4)
+            ll.models.log_model(LogisticRegression().fit(X, Y), "model", input_example=X[:2])
     with ThreadServer(workspace) as server:
         got = _run_scenario(server.url, tmp_path / "scratch")
 
@@ -78,6 +83,11 @@ def test_the_mlflow_client_logs_searches_registers_and_loads_models(
     assert (got["version"], got["alias_version"]) == ("1", "1")
     assert got["versions"] == [["fraud", "1"]]
     assert got["loopline_runs"] == [["native", {"rmse": 0.25}, {"depth": "4"}]]
+    # Models cross both ways: MLflow loads what Loopline wrote, Loopline what MLflow wrote.
+    assert got["native_pred"] == [0, 1, 0, 1]
+    with ll.use_workspace(workspace):
+        for uri in (got["model_uri"], "models:/fraud@champion", "models:/fraud/1"):
+            assert ll.models.load(uri).predict(X).tolist() == [0, 1, 0, 1], uri
 
     # What the MLflow client logged is an ordinary Loopline run, model and lineage.
     run = workspace.tracking.get_run(got["run_id"])

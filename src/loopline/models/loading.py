@@ -1,0 +1,164 @@
+"""Loading models in the MLflow ``MLmodel`` format, without the mlflow package.
+
+A model URI names where the files are: ``models:/<name>@<alias>``, ``models:/<name>/<version>``,
+``models:/<logged model id>`` or ``runs:/<run_id>/<path>``. The files are copied out of the blob
+store (every byte verified against its digest on the way) into a directory, ``MLmodel`` is read
+(JSON or YAML), and the ``python_function`` flavor is loaded. Pickle-based flavors execute code
+from the model file when loaded: load only models from a registry you trust.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopline.errors import InvalidInput, NotFound
+from loopline.workspace import Workspace
+
+__all__ = ["LoadedModel", "download_model", "load_model", "read_mlmodel"]
+
+_RUNS_URI = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.*))?$")
+_MODELS_URI = re.compile(r"^models:/(?P<rest>.+)$")
+_ARTIFACTS_URI = re.compile(
+    r"^mlflow-artifacts:/(?P<exp>[^/]+)/(?:(?P<run>[0-9a-f]{32})|models/(?P<model>m-[0-9a-f]+))"
+    r"/artifacts(?:/(?P<path>.*))?$"
+)
+# Loader modules whose python_function flavor is a pickled object with ``predict``.
+_PICKLE_LOADERS = frozenset({"mlflow.sklearn", "loopline.models"})
+
+
+def read_mlmodel(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``MLmodel`` file of a model directory (written as JSON by Loopline, as YAML
+    by MLflow; JSON is YAML, so one YAML parser reads both)."""
+    path = Path(directory) / "MLmodel"
+    if not path.is_file():
+        raise NotFound(f"{directory} is not a model directory: it has no MLmodel file")
+    text = path.read_text()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        import yaml
+
+        doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or "flavors" not in doc:
+        raise InvalidInput(f"{path} is not an MLmodel document (no 'flavors')")
+    return doc
+
+
+@dataclass
+class LoadedModel:
+    """A loaded ``python_function`` model: ``predict`` takes a DataFrame, an array or a dict of
+    columns and returns what the underlying model returns."""
+
+    model: Any
+    metadata: dict[str, Any]
+    path: Path
+    signature: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            import pandas as pd
+
+            data = pd.DataFrame(data)
+        return self.model.predict(data)
+
+    def unwrap(self) -> Any:
+        """The underlying model object (a scikit-learn estimator, say)."""
+        return self.model
+
+
+def load_model_dir(directory: str | Path) -> LoadedModel:
+    directory = Path(directory)
+    doc = read_mlmodel(directory)
+    pyfunc = doc["flavors"].get("python_function")
+    if not isinstance(pyfunc, dict):
+        raise InvalidInput(f"model at {directory} has no python_function flavor to load")
+    loader = pyfunc.get("loader_module", "")
+    if loader not in _PICKLE_LOADERS:
+        raise InvalidInput(
+            f"model at {directory} needs loader {loader!r}; Loopline loads "
+            f"{', '.join(sorted(_PICKLE_LOADERS))} models"
+        )
+    sklearn_flavor = doc["flavors"].get("sklearn") or {}
+    if sklearn_flavor.get("serialization_format") == "skops":
+        raise InvalidInput("skops-serialized models are not supported yet; log with pickle")
+    relative = pyfunc.get("model_path") or sklearn_flavor.get("pickled_model") or "model.pkl"
+    model_file = (directory / relative).resolve()
+    if not model_file.is_relative_to(directory.resolve()) or not model_file.is_file():
+        raise InvalidInput(f"model file {relative!r} is missing or outside {directory}")
+    with model_file.open("rb") as handle:
+        model = pickle.load(handle)
+    if not hasattr(model, "predict"):
+        raise InvalidInput(f"the object in {relative!r} has no predict method")
+    return LoadedModel(model, doc, directory, dict(doc.get("signature") or {}))
+
+
+def _copy_run_files(ws: Workspace, run_id: str, path: str | None, dst: Path) -> Path:
+    return ws.tracking.download_artifacts(run_id, path or None, dst)
+
+
+def _copy_logged_model(ws: Workspace, model_id: str, path: str | None, dst: Path) -> Path:
+    rows = ws.registry.model_artifact_files(model_id, path or None)
+    if not rows:
+        raise NotFound(f"logged model {model_id} has no files at {path or '(root)'!r}")
+    from loopline.paths import join_inside
+
+    dst.mkdir(parents=True, exist_ok=True)
+    prefix = f"{path.strip('/')}/" if path else ""
+    for row in rows:
+        target = join_inside(dst, row.path[len(prefix) :], "model path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ws.blobs.get_to_path(row.digest, target)
+    return dst
+
+
+def _copy_source(ws: Workspace, source: str, dst: Path, depth: int = 0) -> Path:
+    if depth > 5:
+        raise InvalidInput(f"model URI {source!r} refers to itself")
+    if match := _RUNS_URI.match(source):
+        return _copy_run_files(ws, match["run"], match["path"], dst)
+    if match := _ARTIFACTS_URI.match(source):
+        if match["run"]:
+            return _copy_run_files(ws, match["run"], match["path"], dst)
+        return _copy_logged_model(ws, match["model"], match["path"], dst)
+    if match := _MODELS_URI.match(source):
+        rest = match["rest"].strip("/")
+        if rest.startswith("m-") and "/" not in rest:
+            return _copy_logged_model(ws, rest, None, dst)
+        if "@" in rest:
+            name, alias = rest.rsplit("@", 1)
+            version = ws.registry.get_version_by_alias(name, alias)
+        elif "/" in rest:
+            name, number = rest.rsplit("/", 1)
+            version = ws.registry.get_model_version(name, number)
+        else:
+            raise InvalidInput(
+                f"model URI {source!r}: use models:/<name>@<alias>, models:/<name>/<version> "
+                "or models:/<logged model id>"
+            )
+        return _copy_source(ws, version.source, dst, depth + 1)
+    raise InvalidInput(
+        f"model URI {source!r} is not runs:/<run_id>/<path>, models:/<name>@<alias>, "
+        "models:/<name>/<version> or models:/<logged model id>"
+    )
+
+
+def download_model(uri: str, dst: str | Path, workspace: Workspace | None = None) -> Path:
+    """Copy the model ``uri`` names into ``dst`` (verified); returns the model directory."""
+    from loopline.api import current_workspace
+
+    ws = workspace or current_workspace()
+    out = _copy_source(ws, uri, Path(dst))
+    read_mlmodel(out)  # fail now, naming the URI, if it is not a model
+    return out
+
+
+def load_model(uri: str, workspace: Workspace | None = None) -> LoadedModel:
+    """Load the model ``uri`` names, ready to ``predict``."""
+    scratch = Path(tempfile.mkdtemp(prefix="loopline-model-"))
+    return load_model_dir(download_model(uri, scratch / "model", workspace))
