@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import InvalidInput, NotFound
+from loopline.models.enforce import ExtraColumns, enforce_signature
 from loopline.workspace import Workspace
 
 __all__ = ["LoadedModel", "download_model", "load_model", "read_mlmodel"]
@@ -60,12 +61,10 @@ class LoadedModel:
     path: Path
     signature: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            import pandas as pd
-
-            data = pd.DataFrame(data)
-        return self.model.predict(data)
+    def predict(self, data: Any, *, extra_columns: ExtraColumns = "drop") -> Any:
+        """Check ``data`` against the signature (see :mod:`loopline.models.enforce`), then
+        predict. ``extra_columns="reject"`` refuses columns the model does not take."""
+        return self.model.predict(enforce_signature(data, self.signature, extra_columns))
 
     def unwrap(self) -> Any:
         """The underlying model object (a scikit-learn estimator, say)."""
