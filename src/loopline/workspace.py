@@ -180,12 +180,15 @@ class Workspace:
                 "the model registry is not available through LOOPLINE_TRACKING_URI yet; use "
                 "the MLflow client against the server (MLFLOW_TRACKING_URI) or work in-process"
             )
+        from loopline.models.loading import source_files
+
         return RegistryService(
             SqlRegistryStore(self.database),
             self.blobs,
             self.events,
             self.lineage,
             self.settings.actor,
+            files_of=lambda source: source_files(self, source),
         )
 
     @property

@@ -111,3 +111,23 @@ def test_the_registry_is_refused_clearly_through_a_tracking_uri(tmp_path: Path) 
     remote = Workspace(Settings.for_home(tmp_path, tracking_uri="http://127.0.0.1:9"))
     with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
         remote.registry  # noqa: B018
+
+
+def test_a_version_pins_its_files_at_registration(workspace: Workspace, tmp_path: Path) -> None:
+    info, model = _logged(workspace)
+    version = ll.models.register(info.model_uri, "fraud")
+    assert version.files_digest is not None
+    # The run's model is overwritten afterwards by a model that predicts the opposite...
+    flipped = LogisticRegression().fit(X, 1 - Y)
+    ll.models.log_model(flipped, "model", run_id=info.run_id)
+    assert ll.models.load(info.model_uri).predict(X).tolist() == (1 - Y).tolist()
+    # ...but version 1 loads exactly the files it was registered with.
+    assert ll.models.load("models:/fraud/1").predict(X).tolist() == Y.tolist()
+    # The pinned files outlive the run: deleted, purged and garbage-collected.
+    workspace.tracking.delete_run(info.run_id)
+    report = workspace.gc(grace_seconds=0)
+    assert report.purged_runs == [info.run_id]
+    assert ll.models.load("models:/fraud/1").predict(X).tolist() == Y.tolist()
+    # Deleting the version releases them.
+    workspace.registry.delete_model_version("fraud", 1)
+    assert workspace.gc(grace_seconds=0).deleted > 0

@@ -19,9 +19,10 @@ from typing import Any
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.models.enforce import ExtraColumns, enforce_signature
+from loopline.tracking.store import ArtifactRow
 from loopline.workspace import Workspace
 
-__all__ = ["LoadedModel", "download_model", "load_model", "read_mlmodel"]
+__all__ = ["LoadedModel", "download_model", "load_model", "read_mlmodel", "source_files"]
 
 _RUNS_URI = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.*))?$")
 _MODELS_URI = re.compile(r"^models:/(?P<rest>.+)$")
@@ -116,6 +117,29 @@ def _copy_logged_model(ws: Workspace, model_id: str, path: str | None, dst: Path
     return dst
 
 
+def source_files(ws: Workspace, source: str) -> list[ArtifactRow] | None:
+    """The files of the model at ``source`` with paths relative to the model directory, or
+    None when ``source`` is not stored in this workspace (an ``s3://`` path, say)."""
+    if match := _RUNS_URI.match(source):
+        run, path, kind = match["run"], match["path"], "run"
+    elif match := _ARTIFACTS_URI.match(source):
+        kind = "run" if match["run"] else "logged_model"
+        run, path = match["run"] or match["model"], match["path"]
+    elif (match := _MODELS_URI.match(source)) and match["rest"].startswith("m-"):
+        run, path, kind = match["rest"].strip("/"), None, "logged_model"
+    else:
+        return None
+    try:
+        if kind == "run":
+            rows = ws.tracking.artifact_files(run, path or None)
+        else:
+            rows = ws.registry.model_artifact_files(run, path or None)
+    except NotFound:
+        return None
+    prefix = f"{path.strip('/')}/" if path else ""
+    return [ArtifactRow(r.path[len(prefix) :], r.digest, r.size) for r in rows]
+
+
 def _copy_source(ws: Workspace, source: str, dst: Path, depth: int = 0) -> Path:
     if depth > 5:
         raise InvalidInput(f"model URI {source!r} refers to itself")
@@ -140,6 +164,9 @@ def _copy_source(ws: Workspace, source: str, dst: Path, depth: int = 0) -> Path:
                 f"model URI {source!r}: use models:/<name>@<alias>, models:/<name>/<version> "
                 "or models:/<logged model id>"
             )
+        if version.files_digest:
+            # The files as they were at registration, each verified against its digest.
+            return ws.blobs.get_dir(version.files_digest, dst)
         return _copy_source(ws, version.source, dst, depth + 1)
     raise InvalidInput(
         f"model URI {source!r} is not runs:/<run_id>/<path>, models:/<name>@<alias>, "

@@ -65,6 +65,8 @@ class ModelVersion:
     status_message: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    files_digest: str | None = None
+    """Manifest of the files when the version was registered: loading reads exactly these."""
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from loopline import paging
-from loopline.blobs.cas import BlobStore
+from loopline.blobs.cas import BlobStore, Manifest, ManifestEntry
 from loopline.errors import InvalidInput, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
@@ -102,12 +102,29 @@ class RegistryService:
         events: EventLog,
         lineage: LineageGraph,
         actor: str,
+        files_of: Callable[[str], list[ArtifactRow] | None] | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.events = events
         self.lineage = lineage
         self.actor = actor
+        self.files_of = files_of
+        """Source URI -> the model's files (paths relative to the model directory), or None
+        for a source outside this workspace; wired by the workspace."""
+
+    def _pin_files(self, source: str) -> tuple[str | None, tuple[str, ...]]:
+        """A manifest of the source's files now, stored as a blob: the version loads exactly
+        these bytes later, whatever happens to the run's artifacts."""
+        rows = self.files_of(source) if self.files_of is not None else None
+        if not rows:
+            return None, ()
+        manifest = Manifest(
+            tuple(
+                ManifestEntry(r.path, r.digest, r.size) for r in sorted(rows, key=lambda r: r.path)
+            )
+        )
+        return self.blobs.put_bytes(manifest.to_bytes()), tuple(r.digest for r in rows)
 
     # -- registered models -------------------------------------------------------------------
     def create_registered_model(
@@ -203,7 +220,10 @@ class RegistryService:
         if model_id:
             logged = self.get_logged_model(model_id)  # NotFound for an unknown logged model
             run_id = run_id or logged.source_run_id
+        files_digest, file_digests = self._pin_files(source)
         new = NewModelVersion(
+            files_digest=files_digest,
+            file_digests=file_digests,
             source=source,
             run_id=run_id,
             run_link=optional_text(run_link, "run_link") or None,

@@ -37,6 +37,10 @@ class NewModelVersion:
     description: str = ""
     user_id: str = ""
     tags: Mapping[str, str] | None = None
+    files_digest: str | None = None
+    """Manifest digest of the version's files; with ``file_digests``, referenced (kept from
+    garbage collection) for as long as the version exists."""
+    file_digests: tuple[str, ...] = ()
 
 
 class RegistryStore(abc.ABC):

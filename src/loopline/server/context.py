@@ -117,6 +117,7 @@ class ServerState:
                     EventLog(self.workspace.store, actor),
                     base.lineage,
                     actor,
+                    files_of=base.files_of,
                 )
                 if len(self._registries) > 1000:
                     self._registries.clear()

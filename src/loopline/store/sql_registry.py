@@ -59,6 +59,8 @@ _CHUNK = 900  # ids per IN list: under SQLite's default bound-variable limit
 _VERSION_RETRIES = 5
 LOGGED_MODEL_OWNER = "logged_model"
 """``blob_refs.owner_kind`` of a logged model's files."""
+VERSION_BLOB_OWNER = "model_version"
+"""``blob_refs.owner_kind`` of the files a model version pinned (owner id ``<model pk>/<n>``)."""
 
 rm, mv = registered_models.c, model_versions.c
 _VERSION_COLUMNS = [rm.name, *model_versions.c]
@@ -116,6 +118,7 @@ def _version_row(row: Any, tags: dict[str, str], aliases: list[str]) -> ModelVer
         status_message=row.status_message,
         tags=tags,
         aliases=aliases,
+        files_digest=row.files_digest,
     )
 
 
@@ -315,9 +318,14 @@ class SqlRegistryStore(RegistryStore):
 
     def delete_registered_model(self, name: str) -> None:
         with self.db.write() as conn:
-            result = conn.execute(delete(registered_models).where(rm.name == name))
-            if result.rowcount == 0:
-                raise NotFound(f"registered model {name!r} not found")
+            pk = self._model_id(conn, name, lock=True)
+            conn.execute(delete(registered_models).where(rm.id == pk))
+            conn.execute(
+                delete(blob_refs).where(
+                    blob_refs.c.owner_kind == VERSION_BLOB_OWNER,
+                    blob_refs.c.owner_id.like(f"{pk}/%"),
+                )
+            )
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         with self.db.write() as conn:
@@ -393,8 +401,24 @@ class SqlRegistryStore(RegistryStore):
                             current_stage=ModelVersionStage.NONE,
                             creation_timestamp=stamp,
                             last_updated_timestamp=stamp,
+                            files_digest=new.files_digest,
                         )
                     )
+                    pinned = [new.files_digest, *new.file_digests] if new.files_digest else []
+                    if pinned:
+                        conn.execute(
+                            self.db.insert(blob_refs).on_conflict_do_nothing(),
+                            [
+                                {
+                                    "digest": d,
+                                    "owner_kind": VERSION_BLOB_OWNER,
+                                    "owner_id": f"{pk}/{version}",
+                                    "kind": "manifest" if i == 0 else "file",
+                                    "created_ms": stamp,
+                                }
+                                for i, d in enumerate(dict.fromkeys(pinned))
+                            ],
+                        )
                     if new.tags:
                         conn.execute(
                             model_version_tags.insert(),
@@ -459,6 +483,12 @@ class SqlRegistryStore(RegistryStore):
             pk = self._version_exists(conn, name, version)
             conn.execute(
                 delete(model_versions).where(mv.registered_model_id == pk, mv.version == version)
+            )
+            conn.execute(
+                delete(blob_refs).where(
+                    blob_refs.c.owner_kind == VERSION_BLOB_OWNER,
+                    blob_refs.c.owner_id == f"{pk}/{version}",
+                )
             )
             self._touch(conn, pk, now_ms())
 

@@ -322,6 +322,8 @@ model_versions = Table(
     Column("current_stage", String(32), nullable=False),
     Column("creation_timestamp", BigInteger, nullable=False),
     Column("last_updated_timestamp", BigInteger, nullable=False),
+    # Migration 0007: the manifest of the version's files when it was registered.
+    Column("files_digest", String(64), nullable=True),
     Index(None, "run_id"),
     Index(None, "model_id"),
 )
