@@ -114,7 +114,7 @@ def test_the_registry_is_refused_clearly_through_a_tracking_uri(tmp_path: Path) 
 
 
 def test_a_version_pins_its_files_at_registration(workspace: Workspace, tmp_path: Path) -> None:
-    info, model = _logged(workspace)
+    info, _ = _logged(workspace)
     version = ll.models.register(info.model_uri, "fraud")
     assert version.files_digest is not None
     # The run's model is overwritten afterwards by a model that predicts the opposite...
