@@ -22,6 +22,7 @@ from loopline.cli import (
     gc,
     init,
     lineage,
+    models,
     runs,
     server,
     users,
@@ -110,6 +111,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(blobs.app, name="blobs")
 app.add_typer(events.app, name="events")
 app.add_typer(lineage.app, name="lineage")
+app.add_typer(models.app, name="models")
 app.command("server")(server.server)
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
