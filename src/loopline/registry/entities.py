@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ACTIVE_STAGES",
+    "AliasMove",
     "LoggedModel",
     "LoggedModelStatus",
     "ModelVersion",
@@ -97,3 +98,17 @@ class LoggedModel:
     lifecycle_stage: str = "active"
     tags: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of an alias: ``version`` is None when the alias was removed."""
+
+    name: str
+    alias: str
+    version: int | None
+    previous_version: int | None
+    actor: str
+    reason: str
+    time_ms: int
+    seq: int

@@ -28,13 +28,14 @@ from loopline.paths import safe_relpath
 from loopline.registry import search
 from loopline.registry.entities import (
     ACTIVE_STAGES,
+    AliasMove,
     LoggedModel,
     LoggedModelStatus,
     ModelVersion,
     ModelVersionStage,
     RegisteredModel,
 )
-from loopline.registry.store import NewModelVersion, RegistryStore
+from loopline.registry.store import ANY_VERSION, NewModelVersion, RegistryStore
 from loopline.registry.validation import (
     check_alias,
     check_logged_model_id,
@@ -333,17 +334,76 @@ class RegistryService:
         )
 
     # -- aliases -----------------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int | str) -> None:
-        """Point ``alias`` at ``version``; an alias set elsewhere moves."""
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, reason: str = ""
+    ) -> AliasMove:
+        """Point ``alias`` at ``version``; an alias set elsewhere moves. Recorded in the alias
+        history (who, when, why, from where)."""
+        return self.promote(name, version, alias, reason=reason)
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        *,
+        reason: str = "",
+        expected_current: int | str | None = ANY_VERSION,
+    ) -> AliasMove:
+        """Move ``alias`` to ``version``. With ``expected_current`` (the version the caller saw
+        the alias on, or None for unset) the move is a compare-and-set: if another promotion
+        moved the alias in between, this one raises Conflict and changes nothing, so the
+        history stays linear."""
         name, alias, number = check_model_name(name), check_alias(alias), check_version(version)
-        self.store.set_alias(name, alias, number)
+        expected = expected_current
+        if expected not in (ANY_VERSION, None):
+            expected = check_version(expected)  # type: ignore[arg-type]
+        move = self.store.set_alias(
+            name,
+            alias,
+            number,
+            actor=self.actor,
+            reason=optional_text(reason, "reason"),
+            expected=expected,
+        )
         self.events.record(
-            None, "model_version.alias_set", *_version_ref(name, number), {"alias": alias}
+            None,
+            "model_version.alias_set",
+            *_version_ref(name, number),
+            {"alias": alias, "previous_version": move.previous_version, "reason": move.reason},
+        )
+        return move
+
+    def rollback(self, name: str, alias: str, *, reason: str = "") -> AliasMove:
+        """Move ``alias`` back to the version it pointed at before its last move."""
+        name, alias = check_model_name(name), check_alias(alias)
+        history = self.store.alias_history(name, alias)
+        if not history or history[-1].version is None:
+            raise InvalidInput(f"alias {alias!r} of {name!r} is not set; nothing to roll back")
+        last = history[-1]
+        if last.previous_version is None:
+            raise InvalidInput(
+                f"alias {alias!r} of {name!r} pointed at nothing before version "
+                f"{last.version}; delete the alias instead"
+            )
+        return self.promote(
+            name,
+            last.previous_version,
+            alias,
+            reason=reason or f"rollback from version {last.version}",
+            expected_current=last.version,
         )
 
-    def delete_alias(self, name: str, alias: str) -> None:
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        return self.store.alias_history(
+            check_model_name(name), check_alias(alias) if alias is not None else None
+        )
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> None:
         name, alias = check_model_name(name), check_alias(alias)
-        self.store.delete_alias(name, alias)
+        self.store.delete_alias(
+            name, alias, actor=self.actor, reason=optional_text(reason, "reason")
+        )
         self.events.record(
             None, "registered_model.alias_deleted", "registered_model", name, {"alias": alias}
         )

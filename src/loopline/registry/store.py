@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from loopline.registry.entities import LoggedModel, ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, LoggedModel, ModelVersion, RegisteredModel
 from loopline.tracking.search_filter import Compare, OrderKey
 from loopline.tracking.store import ArtifactRow
 
-__all__ = ["NewModelVersion", "Page", "RegistryStore"]
+__all__ = ["ANY_VERSION", "NewModelVersion", "Page", "RegistryStore"]
 
 T = TypeVar("T")
 
@@ -24,6 +24,10 @@ class Page(Generic[T]):
     items: list[T]
     next_offset: int | None
     """Offset of the next page, ``None`` on the last page."""
+
+
+ANY_VERSION = "any"
+"""``expected`` for :meth:`RegistryStore.set_alias`: move the alias wherever it points."""
 
 
 @dataclass(frozen=True)
@@ -130,13 +134,28 @@ class RegistryStore(abc.ABC):
 
     # -- aliases -----------------------------------------------------------------------------
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``alias`` at ``version``, moving it if it pointed elsewhere. NotFound if the
-        version does not exist."""
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str = "",
+        reason: str = "",
+        expected: int | str | None = ANY_VERSION,
+    ) -> AliasMove:
+        """Point ``alias`` at ``version``, moving it if it pointed elsewhere, and append the move
+        to the alias history, in one transaction. NotFound if the version does not exist. With
+        ``expected`` (a version, or None for "unset"), Conflict unless the alias still points
+        there: a compare-and-set, so of two concurrent promotions exactly one wins."""
 
     @abc.abstractmethod
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, name: str, alias: str, *, actor: str = "", reason: str = "") -> None:
         """NotFound for an unknown model; an unset alias is a no-op (as MLflow)."""
+
+    @abc.abstractmethod
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Moves of ``alias`` (or every alias), oldest first."""
 
     @abc.abstractmethod
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:

@@ -27,16 +27,18 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.registry.entities import (
+    AliasMove,
     LoggedModel,
     ModelVersion,
     ModelVersionStage,
     ModelVersionStatus,
     RegisteredModel,
 )
-from loopline.registry.store import NewModelVersion, Page, RegistryStore
+from loopline.registry.store import ANY_VERSION, NewModelVersion, Page, RegistryStore
 from loopline.store.database import Database, now_ms
 from loopline.store.sql_tracking import _compare  # one operator table for every search
 from loopline.store.tables import (
+    alias_history,
     blob_refs,
     experiments,
     logged_model_params,
@@ -552,9 +554,62 @@ class SqlRegistryStore(RegistryStore):
             return [self._version(conn, name, newest[s]) for s in stages if s in newest]
 
     # -- aliases -----------------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def _alias_target(self, conn: Connection, pk: int, alias: str) -> int | None:
+        a = registered_model_aliases.c
+        return conn.execute(
+            select(a.version).where(a.registered_model_id == pk, a.alias == alias)
+        ).scalar_one_or_none()
+
+    def _record_move(
+        self,
+        conn: Connection,
+        pk: int,
+        alias: str,
+        version: int | None,
+        previous: int | None,
+        actor: str,
+        reason: str,
+        stamp: int,
+    ) -> int:
+        return int(
+            conn.execute(
+                alias_history.insert()
+                .values(
+                    registered_model_id=pk,
+                    alias=alias,
+                    version=version,
+                    previous_version=previous,
+                    actor=actor or "unknown",
+                    reason=reason,
+                    time_ms=stamp,
+                )
+                .returning(alias_history.c.id)
+            ).scalar_one()
+        )
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str = "",
+        reason: str = "",
+        expected: int | str | None = ANY_VERSION,
+    ) -> AliasMove:
+        stamp = now_ms()
         with self.db.write() as conn:
+            # Locks the model row (PostgreSQL; SQLite's writer lock already serialises), so
+            # the check below and the move are one step for concurrent promoters.
             pk = self._version_exists(conn, name, version)
+            previous = self._alias_target(conn, pk, alias)
+            if expected != ANY_VERSION and previous != expected:
+                raise Conflict(
+                    f"alias {alias!r} of {name!r} points at "
+                    f"{'nothing' if previous is None else f'version {previous}'}, not "
+                    f"{'nothing' if expected is None else f'version {expected}'}: it moved "
+                    "since this promotion was prepared; look again and retry"
+                )
             stmt = self.db.insert(registered_model_aliases).values(
                 registered_model_id=pk, alias=alias, version=version
             )
@@ -563,18 +618,40 @@ class SqlRegistryStore(RegistryStore):
                     index_elements=["registered_model_id", "alias"], set_={"version": version}
                 )
             )
-            self._touch(conn, pk, now_ms())
+            seq = self._record_move(conn, pk, alias, version, previous, actor, reason, stamp)
+            self._touch(conn, pk, stamp)
+        return AliasMove(name, alias, version, previous, actor or "unknown", reason, stamp, seq)
 
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, name: str, alias: str, *, actor: str = "", reason: str = "") -> None:
         a = registered_model_aliases.c
+        stamp = now_ms()
         with self.db.write() as conn:
             pk = self._model_id(conn, name, lock=True)
+            previous = self._alias_target(conn, pk, alias)
+            if previous is None:
+                return
             conn.execute(
                 delete(registered_model_aliases).where(
                     a.registered_model_id == pk, a.alias == alias
                 )
             )
-            self._touch(conn, pk, now_ms())
+            self._record_move(conn, pk, alias, None, previous, actor, reason, stamp)
+            self._touch(conn, pk, stamp)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        h = alias_history.c
+        with self.db.read() as conn:
+            pk = self._model_id(conn, name)
+            query = select(alias_history).where(h.registered_model_id == pk)
+            if alias is not None:
+                query = query.where(h.alias == alias)
+            rows = conn.execute(query.order_by(h.id)).all()
+        return [
+            AliasMove(
+                name, r.alias, r.version, r.previous_version, r.actor, r.reason, r.time_ms, r.id
+            )
+            for r in rows
+        ]
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         a = registered_model_aliases.c

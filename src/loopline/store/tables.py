@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alias_history",
     "api_tokens",
     "blob_refs",
     "events",
@@ -355,6 +356,27 @@ registered_model_aliases = Table(
     Column("alias", String(256), primary_key=True),
     Column("version", Integer, nullable=False),
     _model_version_fk(),
+)
+
+# Migration 0008: every move of an alias (who, when, why, from which version), append-only, so
+# promotions can be audited and rolled back.
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "registered_model_id",
+        BigId,
+        ForeignKey("registered_models.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("alias", String(256), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("previous_version", Integer, nullable=True),
+    Column("actor", String(256), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("time_ms", BigInteger, nullable=False),
+    Index(None, "registered_model_id", "alias", "id"),
 )
 
 # MLflow 3 logged models: what log_model creates (PENDING) before uploading its files.
