@@ -3,6 +3,7 @@ output and exit codes, Typer's CliRunner where a prompt needs an answer."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -241,3 +242,34 @@ def test_every_command_has_help_with_an_example(tmp_path):
         helped = run("models", command, "--help", cwd=tmp_path)
         assert helped.returncode == 0
         assert f"Example: loopline models {command}" in helped.stdout
+
+
+class TestPromotion:
+    def test_promote_rollback_and_history_record_who_when_why(self, fresh):
+        home, _ = fresh
+        promoted = models(home, "promote", "fraud", "2", "--alias", "champion", "--reason", "AUC")
+        first = models(home, "promote", "fraud", "1", "--alias", "production")
+        second = models(home, "promote", "fraud", "2", "--alias", "production")
+        back = models(home, "rollback", "fraud", "--alias", "production", "--reason", "drift")
+        listed = models(home, "history", "fraud", "--alias", "production", "--json")
+        table = models(home, "history", "fraud")
+        assert [r.returncode for r in (promoted, first, second, back, listed, table)] == [0] * 6
+        assert promoted.stdout.strip() == "fraud@champion: version 1 -> version 2"
+        assert first.stdout.strip() == "fraud@production: unset -> version 1"
+        assert back.stdout.strip() == "fraud@production: version 2 -> version 1"
+        moves = [
+            (m["previous_version"], m["version"], m["reason"], m["actor"])
+            for m in json_lines(listed.stdout)
+        ]
+        me = getpass.getuser()  # the CLI's actor: the operating-system user
+        assert moves == [(None, 1, "", me), (1, 2, "", me), (2, 1, "drift", me)]
+        assert "AUC" in table.stdout and "champion" in table.stdout
+
+    def test_errors_name_the_problem(self, fresh):
+        home, _ = fresh
+        unknown = models(home, "promote", "nope", "1", "--alias", "production")
+        nothing = models(home, "rollback", "fraud", "--alias", "production")
+        missing = models(home, "promote", "fraud", "9", "--alias", "production")
+        assert (unknown.returncode, nothing.returncode, missing.returncode) == (3, 2, 3)
+        assert "registered model 'nope' not found" in unknown.stderr
+        assert "nothing to roll back" in nothing.stderr

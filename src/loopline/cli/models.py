@@ -15,7 +15,7 @@ from rich.text import Text
 
 from loopline.cli.context import console, workspace
 from loopline.entities import LineageEdge, Ref
-from loopline.errors import InvalidInput
+from loopline.errors import InvalidInput, NotFound
 from loopline.registry.entities import ModelVersion, RegisteredModel
 from loopline.registry.service import RegistryService
 
@@ -231,6 +231,77 @@ def download(
     from loopline.models import download as download_model
 
     console.print(str(download_model(uri, dest, workspace(ctx))))
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
+    version: Annotated[int, typer.Argument(metavar="VERSION", help="The version to promote.")],
+    alias_name: Annotated[str, typer.Option("--alias", help="The alias to move, e.g. production.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history.")] = "",
+) -> None:
+    """Move an alias to a version, recording who, when and why. The alias must still point
+    where it did when the command looked: if another promotion moved it meanwhile, this one
+    fails (exit 5) and changes nothing.
+
+    Example: loopline models promote fraud 3 --alias production --reason "beats v2 on AUC"
+    """
+    registry = workspace(ctx).registry
+    try:
+        current: int | None = registry.get_version_by_alias(name, alias_name).version
+    except NotFound:
+        registry.get_registered_model(name)  # an unknown model is the error to report
+        current = None
+    move = registry.promote(name, version, alias_name, reason=reason, expected_current=current)
+    before = "unset" if move.previous_version is None else f"version {move.previous_version}"
+    console.print(f"{name}@{alias_name}: {before} -> version {move.version}")
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
+    alias_name: Annotated[str, typer.Option("--alias", help="The alias to move back.")],
+    reason: Annotated[str, typer.Option(help="Why; kept in the alias history.")] = "",
+) -> None:
+    """Move an alias back to the version it pointed at before its last move.
+
+    Example: loopline models rollback fraud --alias production --reason "v3 drifted"
+    """
+    move = workspace(ctx).registry.rollback(name, alias_name, reason=reason)
+    console.print(f"{name}@{alias_name}: version {move.previous_version} -> version {move.version}")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
+    alias_name: Annotated[
+        str | None, typer.Option("--alias", help="Only this alias.", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON_LINES)] = False,
+) -> None:
+    """Every move of the model's aliases, oldest first: who, when, why, from and to.
+
+    Example: loopline models history fraud --alias production
+    """
+    moves = workspace(ctx).registry.alias_history(name, alias_name)
+    if as_json:
+        for move in moves:
+            _print_json(dataclasses.asdict(move))
+        return
+    table = Table("time (UTC)", "alias", "from", "to", "by", "reason")
+    for m in moves:
+        table.add_row(
+            _when(m.time_ms),
+            m.alias,
+            "" if m.previous_version is None else str(m.previous_version),
+            "(removed)" if m.version is None else str(m.version),
+            m.actor,
+            m.reason,
+        )
+    console.print(table)
 
 
 def _edge_lines(root: Ref, edges: list[LineageEdge]) -> Iterator[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from loopline.errors import AlreadyExists
 from loopline.models.loading import LoadedModel, download_model, load_model, read_mlmodel
-from loopline.registry.entities import ModelVersion
+from loopline.registry.entities import AliasMove, ModelVersion
 
 __all__ = [
     "LoadedModel",
@@ -27,8 +27,10 @@ __all__ = [
     "download",
     "load",
     "log_model",
+    "promote",
     "read_mlmodel",
     "register",
+    "rollback",
     "set_alias",
 ]
 
@@ -100,3 +102,28 @@ def set_alias(name: str, alias: str, version: int | str) -> None:
     from loopline.api import current_workspace
 
     current_workspace().registry.set_alias(name, alias, version)
+
+
+def promote(
+    name: str,
+    version: int | str,
+    alias: str,
+    *,
+    reason: str = "",
+    expected_current: int | str | None = "any",
+) -> AliasMove:
+    """Move ``alias`` to ``version``, recorded in the alias history with who, when and why.
+    ``expected_current`` (the version the alias pointed at when you decided, or None for
+    unset) makes it a compare-and-set: Conflict if another promotion moved it meanwhile."""
+    from loopline.api import current_workspace
+
+    return current_workspace().registry.promote(
+        name, version, alias, reason=reason, expected_current=expected_current
+    )
+
+
+def rollback(name: str, alias: str, *, reason: str = "") -> AliasMove:
+    """Move ``alias`` back to the version it pointed at before its last move."""
+    from loopline.api import current_workspace
+
+    return current_workspace().registry.rollback(name, alias, reason=reason)
