@@ -173,13 +173,12 @@ class Workspace:
 
     @cached_property
     def registry(self) -> RegistryService:
-        """The model registry on the configured stores. Against a server, use its MLflow
-        registry routes for now: the native client for the registry is not built yet."""
+        """The model registry on the configured stores, or, when ``tracking_uri`` names a
+        ``loopline server``, the same interface over HTTP (logged models not yet)."""
         if self.remote:
-            raise ConfigError(
-                "the model registry is not available through LOOPLINE_TRACKING_URI yet; use "
-                "the MLflow client against the server (MLFLOW_TRACKING_URI) or work in-process"
-            )
+            from loopline.client.remote_registry import RemoteRegistryService
+
+            return RemoteRegistryService(self.transport, self.settings.actor)  # type: ignore[return-value]
         from loopline.models.loading import source_files
 
         return RegistryService(

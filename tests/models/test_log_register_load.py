@@ -107,10 +107,15 @@ def test_a_model_file_altered_after_registration_refuses_to_load(workspace: Work
         ll.models.load("models:/fraud/1")
 
 
-def test_the_registry_is_refused_clearly_through_a_tracking_uri(tmp_path: Path) -> None:
+def test_through_a_tracking_uri_the_registry_is_remote_and_refuses_logged_models_clearly(
+    tmp_path: Path,
+) -> None:
+    from loopline.client.remote_registry import RemoteRegistryService
+
     remote = Workspace(Settings.for_home(tmp_path, tracking_uri="http://127.0.0.1:9"))
+    assert isinstance(remote.registry, RemoteRegistryService)
     with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
-        remote.registry  # noqa: B018
+        remote.registry.create_logged_model("0")  # makes no request: nothing listens on :9
 
 
 def test_a_version_pins_its_files_at_registration(workspace: Workspace, tmp_path: Path) -> None:

@@ -64,7 +64,9 @@ class Seeded:
             "run_id": self.run_id,
             "key": self.metric_key,
             "path": self.artifact_path,
-            "name": self.experiment_name,
+            "name": self.experiment_name,  # the seeded registered model's name too
+            "version": "1",
+            "alias": "champion",
         }
 
 
@@ -81,6 +83,9 @@ def seeded(tmp_path: Path) -> Iterator[Seeded]:
         [("note", "seed")],
     )
     tracking.log_bytes(run_id, "outputs/model.txt", b"seeded artifact\n")
+    ws.registry.create_registered_model("fuzz-seed", tags={"team": "qa"})
+    ws.registry.create_model_version("fuzz-seed", f"runs:/{run_id}/outputs", run_id=run_id)
+    ws.registry.set_alias("fuzz-seed", "champion", 1)
     with ThreadServer(ws) as server:
         yield Seeded(server.url, experiment_id, "fuzz-seed", run_id, "loss", "outputs/model.txt")
     ws.close()

@@ -196,10 +196,18 @@ def create_app(
     def prometheus_metrics() -> Response:
         return metrics.render()
 
-    from loopline.server import admin, mlflow_api, mlflow_artifacts, native, native_events
+    from loopline.server import (
+        admin,
+        mlflow_api,
+        mlflow_artifacts,
+        native,
+        native_events,
+        native_registry,
+    )
 
     app.include_router(native.router)
     app.include_router(native_events.router)
+    app.include_router(native_registry.router)
     app.include_router(admin.router)
     app.include_router(mlflow_api.router)
     app.include_router(mlflow_artifacts.router)

@@ -45,6 +45,8 @@ _READ_ONLY_SUFFIXES = ("/search", "/get-latest-versions", "/runs/search")
 _CREATES = (
     "/api/v1/experiments",
     "/api/v1/runs",
+    "/api/v1/registered-models",
+    "/versions",  # POST /api/v1/registered-models/{name}/versions
     "/mlflow/experiments/create",
     "/mlflow/runs/create",
     "/mlflow/logged-models",

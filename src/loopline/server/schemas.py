@@ -11,17 +11,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from loopline.registry.entities import ModelVersion, RegisteredModel
 from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewType
 from loopline.tracking.store import ArtifactRow
 
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "AliasBody",
     "ArtifactFilesPage",
     "ArtifactsPage",
     "BatchBody",
     "CreateExperimentBody",
+    "CreateModelVersionBody",
+    "CreateRegisteredModelBody",
     "CreateRunBody",
+    "DescriptionBody",
     "ExperimentIdOut",
     "ExperimentsPage",
     "GrantBody",
@@ -29,12 +34,16 @@ __all__ = [
     "MetricHistoryPage",
     "MetricIn",
     "MetricOut",
+    "ModelVersionsPage",
     "NameBody",
+    "NewNameBody",
     "PurgeBody",
+    "RegisteredModelsPage",
     "RunIdsOut",
     "RunOut",
     "RunsPage",
     "SearchRunsBody",
+    "StageBody",
     "TagValueBody",
     "UpdateRunBody",
 ]
@@ -180,3 +189,47 @@ class RunIdsOut(_Out):
 class GrantBody(_Body):
     user: str = Field(min_length=1, max_length=128)
     role: str | None = Field(description="reader, editor, admin, or null to remove the grant")
+
+
+# -- model registry -------------------------------------------------------------------------------
+class CreateRegisteredModelBody(_Body):
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class NewNameBody(_Body):
+    new_name: str
+
+
+class DescriptionBody(_Body):
+    description: str | None = None
+
+
+class CreateModelVersionBody(_Body):
+    source: str
+    run_id: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    run_link: str | None = None
+    description: str | None = None
+    model_id: str | None = None
+    user_id: str | None = Field(default=None, max_length=256)
+
+
+class StageBody(_Body):
+    stage: str
+    archive_existing_versions: bool = False
+
+
+class AliasBody(_Body):
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
+class RegisteredModelsPage(_Out):
+    registered_models: list[RegisteredModel]
+    next_page_token: str | None = None
+
+
+class ModelVersionsPage(_Out):
+    model_versions: list[ModelVersion]
+    next_page_token: str | None = None

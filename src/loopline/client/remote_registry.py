@@ -1,0 +1,217 @@
+"""The model registry of a remote server: :class:`RegistryService`'s interface over HTTP.
+
+Registered models, versions, tags and aliases go through the native API
+(:mod:`loopline.server.native_registry`) and come back as the same entities the in-process
+service returns. Names, versions and aliases are checked here before they become URL path
+segments: an empty name or one holding '/' would otherwise address a different route, and the
+answer would be a confusing 404 instead of the service's own InvalidInput.
+
+Logged models and their files are not served by the native API yet; those calls raise
+:class:`ConfigError` naming the alternatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+from loopline.client.http import HttpTransport
+from loopline.errors import ConfigError
+from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.validation import check_alias, check_model_name, check_version
+
+__all__ = ["RemoteRegistryService"]
+
+
+def _q(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def version_from(d: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**d)
+
+
+def model_from(d: dict[str, Any]) -> RegisteredModel:
+    return RegisteredModel(
+        **{**d, "latest_versions": [version_from(v) for v in d.get("latest_versions", [])]}
+    )
+
+
+def _model_path(name: str) -> str:
+    return f"/api/v1/registered-models/{_q(check_model_name(name))}"
+
+
+def _version_path(name: str, version: int | str) -> str:
+    return f"{_model_path(name)}/versions/{check_version(version)}"
+
+
+def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (tags or {}).items()}
+
+
+def _key(key: str) -> str:
+    """A tag key as a path segment (keys may hold '/': the routes take the rest of the path)."""
+    return quote(str(key), safe="/")
+
+
+class RemoteRegistryService:
+    def __init__(self, transport: HttpTransport, actor: str) -> None:
+        self.http = transport
+        self.actor = actor
+
+    # -- registered models -------------------------------------------------------------------
+    def create_registered_model(
+        self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel:
+        body = {"name": check_model_name(name), "description": description, "tags": _tags(tags)}
+        return model_from(self.http.call("POST", "/api/v1/registered-models", body))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return model_from(self.http.call("GET", _model_path(name)))
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return model_from(
+            self.http.call("POST", f"{_model_path(name)}/rename", {"new_name": new_name})
+        )
+
+    def update_registered_model(self, name: str, description: str | None) -> RegisteredModel:
+        return model_from(self.http.call("PATCH", _model_path(name), {"description": description}))
+
+    def delete_registered_model(self, name: str) -> None:
+        self.http.call("DELETE", _model_path(name))
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.http.call("PUT", f"{_model_path(name)}/tags/{_key(key)}", {"value": str(value)})
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.http.call("DELETE", f"{_model_path(name)}/tags/{_key(key)}")
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 100,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[RegisteredModel], str | None]:
+        params = {
+            "filter": filter_string,
+            "max_results": max_results,
+            "order_by": list(order_by or []) or None,
+            "page_token": page_token,
+        }
+        answer = self.http.call("GET", "/api/v1/registered-models", params=params)
+        return [model_from(m) for m in answer["registered_models"]], answer.get("next_page_token")
+
+    # -- model versions ----------------------------------------------------------------------
+    def create_model_version(
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_link: str | None = None,
+        description: str | None = None,
+        model_id: str | None = None,
+        user_id: str | None = None,
+    ) -> ModelVersion:
+        body = {
+            "source": source,
+            "run_id": run_id,
+            "tags": _tags(tags),
+            "run_link": run_link,
+            "description": description,
+            "model_id": model_id,
+            "user_id": user_id or self.actor,
+        }
+        return version_from(self.http.call("POST", f"{_model_path(name)}/versions", body))
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return version_from(self.http.call("GET", _version_path(name, version)))
+
+    def update_model_version(
+        self, name: str, version: int | str, description: str | None
+    ) -> ModelVersion:
+        return version_from(
+            self.http.call("PATCH", _version_path(name, version), {"description": description})
+        )
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: int | str,
+        stage: str,
+        archive_existing_versions: bool = False,
+    ) -> ModelVersion:
+        body = {"stage": stage, "archive_existing_versions": bool(archive_existing_versions)}
+        return version_from(self.http.call("POST", f"{_version_path(name, version)}/stage", body))
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        self.http.call("DELETE", _version_path(name, version))
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        self.http.call(
+            "PUT", f"{_version_path(name, version)}/tags/{_key(key)}", {"value": str(value)}
+        )
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.http.call("DELETE", f"{_version_path(name, version)}/tags/{_key(key)}")
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int = 10_000,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[ModelVersion], str | None]:
+        params = {
+            "filter": filter_string,
+            "max_results": max_results,
+            "order_by": list(order_by or []) or None,
+            "page_token": page_token,
+        }
+        answer = self.http.call("GET", "/api/v1/model-versions", params=params)
+        return [version_from(v) for v in answer["model_versions"]], answer.get("next_page_token")
+
+    def get_latest_versions(
+        self, name: str, stages: Sequence[str] | None = None
+    ) -> list[ModelVersion]:
+        params = {"stages": list(stages) if stages else None}
+        answer = self.http.call("GET", f"{_model_path(name)}/latest-versions", params=params)
+        return [version_from(v) for v in answer]
+
+    # -- aliases -----------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.http.call(
+            "PUT",
+            f"{_model_path(name)}/aliases/{_q(check_alias(alias))}",
+            {"version": check_version(version)},
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.http.call("DELETE", f"{_model_path(name)}/aliases/{_q(check_alias(alias))}")
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return version_from(
+            self.http.call("GET", f"{_model_path(name)}/aliases/{_q(check_alias(alias))}")
+        )
+
+    # -- logged models and their files: not served by the native API yet ---------------------
+    def _not_served(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ConfigError(
+            "logged models and their files are not available through the server yet; use "
+            "the MLflow client against the server (MLFLOW_TRACKING_URI) or work in-process"
+        )
+
+    create_logged_model = _not_served
+    get_logged_model = _not_served
+    finalize_logged_model = _not_served
+    set_logged_model_tags = _not_served
+    delete_logged_model_tag = _not_served
+    log_logged_model_params = _not_served
+    delete_logged_model = _not_served
+    search_logged_models = _not_served
+    log_model_artifact_stream = _not_served
+    list_model_artifacts = _not_served
+    model_artifact_files = _not_served
+    open_model_artifact = _not_served

@@ -1,0 +1,229 @@
+"""The model registry over Loopline's native REST API (``/api/v1``): registered models, their
+versions, tags and aliases.
+
+Routes are thin, as in :mod:`loopline.server.native`: authorize, call the
+:class:`~loopline.registry.service.RegistryService`, answer with its entities. Roles follow the
+MLflow registry routes (:mod:`loopline.server.mlflow_api`): reading needs reader, changing
+editor, renaming and deleting admin. The remote client
+(:mod:`loopline.client.remote_registry`) is this API's other half.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from loopline.access import Role
+from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.validation import MAX_VERSION
+from loopline.server.context import RequestContext, page_size, request_context
+from loopline.server.schemas import (
+    AliasBody,
+    CreateModelVersionBody,
+    CreateRegisteredModelBody,
+    DescriptionBody,
+    ModelVersionsPage,
+    NewNameBody,
+    RegisteredModelsPage,
+    StageBody,
+    TagValueBody,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+Ctx = Annotated[RequestContext, Depends(request_context)]
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION, description="the version number")]
+_ERRORS = {
+    400: {"description": "Invalid input; body names the field: {error_code, message}"},
+    401: {"description": "Credentials missing or invalid (auth on)"},
+    403: {"description": "The caller lacks the role this needs"},
+    404: {"description": "No such object"},
+}
+_MODELS = "/registered-models/{name}"
+_VERSION = "/registered-models/{name}/versions/{version}"
+
+
+def _model(ctx: RequestContext, name: str, role: Role) -> str:
+    """Check ``role`` on the model; a change names the model in its audit record."""
+    ctx.require_model(name, role)
+    if role > Role.READER:
+        ctx.audit_object("registered_model", name)
+    return name
+
+
+# -- registered models ----------------------------------------------------------------------------
+@router.post("/registered-models", response_model=RegisteredModel, responses=_ERRORS)
+def create_registered_model(body: CreateRegisteredModelBody, ctx: Ctx) -> RegisteredModel:
+    """Idempotent with ``Idempotency-Key``; the creator becomes the model's admin."""
+    model = ctx.registry.create_registered_model(body.name, body.description, body.tags)
+    ctx.became_owner("registered_model", model.name)
+    ctx.audit_object("registered_model", model.name)
+    return model
+
+
+@router.get("/registered-models", response_model=RegisteredModelsPage, responses=_ERRORS)
+def search_registered_models(
+    ctx: Ctx,
+    filter: str | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
+    max_results: Annotated[int | None, Query(ge=1)] = None,
+    page_token: str | None = None,
+) -> RegisteredModelsPage:
+    """Models matching ``filter`` (``name LIKE 'fraud%' AND tags.team = 'risk'``); with auth
+    on, only those the caller holds a role on (a page may then hold fewer)."""
+    models, token = ctx.registry.search_registered_models(
+        filter, page_size(max_results, 100, ctx.state), order_by, page_token
+    )
+    allowed = ctx.readable("registered_model")
+    if allowed is not None:
+        models = [m for m in models if m.name in allowed]
+    return RegisteredModelsPage(registered_models=models, next_page_token=token)
+
+
+@router.get(_MODELS, response_model=RegisteredModel, responses=_ERRORS)
+def get_registered_model(name: str, ctx: Ctx) -> RegisteredModel:
+    return ctx.registry.get_registered_model(_model(ctx, name, Role.READER))
+
+
+@router.patch(_MODELS, response_model=RegisteredModel, responses=_ERRORS)
+def update_registered_model(name: str, body: DescriptionBody, ctx: Ctx) -> RegisteredModel:
+    return ctx.registry.update_registered_model(_model(ctx, name, Role.EDITOR), body.description)
+
+
+@router.post(f"{_MODELS}/rename", response_model=RegisteredModel, responses=_ERRORS)
+def rename_registered_model(name: str, body: NewNameBody, ctx: Ctx) -> RegisteredModel:
+    return ctx.registry.rename_registered_model(_model(ctx, name, Role.ADMIN), body.new_name)
+
+
+@router.delete(_MODELS, responses=_ERRORS)
+def delete_registered_model(name: str, ctx: Ctx) -> dict[str, str]:
+    """The model with every version, tag and alias; the files stay."""
+    ctx.registry.delete_registered_model(_model(ctx, name, Role.ADMIN))
+    return {"deleted": name}
+
+
+@router.put(f"{_MODELS}/tags/{{key:path}}", response_model=RegisteredModel, responses=_ERRORS)
+def set_registered_model_tag(name: str, key: str, body: TagValueBody, ctx: Ctx) -> RegisteredModel:
+    ctx.registry.set_registered_model_tag(_model(ctx, name, Role.EDITOR), key, body.value)
+    return ctx.registry.get_registered_model(name)
+
+
+@router.delete(f"{_MODELS}/tags/{{key:path}}", responses=_ERRORS)
+def delete_registered_model_tag(name: str, key: str, ctx: Ctx) -> dict[str, str]:
+    """Deleting a tag that is not set changes nothing (as in MLflow)."""
+    ctx.registry.delete_registered_model_tag(_model(ctx, name, Role.EDITOR), key)
+    return {"deleted": key}
+
+
+@router.get(f"{_MODELS}/latest-versions", response_model=list[ModelVersion], responses=_ERRORS)
+def get_latest_versions(
+    name: str, ctx: Ctx, stages: Annotated[list[str] | None, Query()] = None
+) -> list[ModelVersion]:
+    """The newest version in each of ``stages`` (every stage if none are given)."""
+    return ctx.registry.get_latest_versions(_model(ctx, name, Role.READER), stages)
+
+
+# -- aliases --------------------------------------------------------------------------------------
+@router.put(f"{_MODELS}/aliases/{{alias}}", response_model=ModelVersion, responses=_ERRORS)
+def set_alias(name: str, alias: str, body: AliasBody, ctx: Ctx) -> ModelVersion:
+    """Point ``alias`` at ``version``; an alias set elsewhere moves."""
+    ctx.registry.set_alias(_model(ctx, name, Role.EDITOR), alias, body.version)
+    return ctx.registry.get_model_version(name, body.version)
+
+
+@router.delete(f"{_MODELS}/aliases/{{alias}}", responses=_ERRORS)
+def delete_alias(name: str, alias: str, ctx: Ctx) -> dict[str, str]:
+    """Deleting an alias that is not set changes nothing (as in MLflow)."""
+    ctx.registry.delete_alias(_model(ctx, name, Role.EDITOR), alias)
+    return {"deleted": alias}
+
+
+@router.get(f"{_MODELS}/aliases/{{alias}}", response_model=ModelVersion, responses=_ERRORS)
+def get_version_by_alias(name: str, alias: str, ctx: Ctx) -> ModelVersion:
+    return ctx.registry.get_version_by_alias(_model(ctx, name, Role.READER), alias)
+
+
+# -- model versions -------------------------------------------------------------------------------
+@router.post(f"{_MODELS}/versions", response_model=ModelVersion, responses=_ERRORS)
+def create_model_version(name: str, body: CreateModelVersionBody, ctx: Ctx) -> ModelVersion:
+    """Register ``source`` as the model's next version; idempotent with ``Idempotency-Key``.
+    With auth on, the version's ``user_id`` is the caller, whatever the body says."""
+    _model(ctx, name, Role.EDITOR)
+    if body.run_id:
+        ctx.require_run(body.run_id, Role.READER)
+    return ctx.registry.create_model_version(
+        name,
+        body.source,
+        run_id=body.run_id,
+        tags=body.tags,
+        run_link=body.run_link,
+        description=body.description,
+        model_id=body.model_id,
+        user_id=body.user_id if ctx.principal is None else ctx.principal.name,
+    )
+
+
+@router.get("/model-versions", response_model=ModelVersionsPage, responses=_ERRORS)
+def search_model_versions(
+    ctx: Ctx,
+    filter: str | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
+    max_results: Annotated[int | None, Query(ge=1)] = None,
+    page_token: str | None = None,
+) -> ModelVersionsPage:
+    """Versions matching ``filter`` (``name = 'fraud' AND version_number > 2``); with auth on,
+    only those of models the caller holds a role on."""
+    versions, token = ctx.registry.search_model_versions(
+        filter, page_size(max_results, 10_000, ctx.state), order_by, page_token
+    )
+    allowed = ctx.readable("registered_model")
+    if allowed is not None:
+        versions = [v for v in versions if v.name in allowed]
+    return ModelVersionsPage(model_versions=versions, next_page_token=token)
+
+
+@router.get(_VERSION, response_model=ModelVersion, responses=_ERRORS)
+def get_model_version(name: str, version: Version, ctx: Ctx) -> ModelVersion:
+    return ctx.registry.get_model_version(_model(ctx, name, Role.READER), version)
+
+
+@router.patch(_VERSION, response_model=ModelVersion, responses=_ERRORS)
+def update_model_version(
+    name: str, version: Version, body: DescriptionBody, ctx: Ctx
+) -> ModelVersion:
+    return ctx.registry.update_model_version(
+        _model(ctx, name, Role.EDITOR), version, body.description
+    )
+
+
+@router.post(f"{_VERSION}/stage", response_model=ModelVersion, responses=_ERRORS)
+def transition_model_version_stage(
+    name: str, version: Version, body: StageBody, ctx: Ctx
+) -> ModelVersion:
+    """Move the version to ``stage``; ``archive_existing_versions`` archives the stage's
+    other versions (Staging and Production only)."""
+    return ctx.registry.transition_model_version_stage(
+        _model(ctx, name, Role.EDITOR), version, body.stage, body.archive_existing_versions
+    )
+
+
+@router.delete(_VERSION, responses=_ERRORS)
+def delete_model_version(name: str, version: Version, ctx: Ctx) -> dict[str, int]:
+    ctx.registry.delete_model_version(_model(ctx, name, Role.ADMIN), version)
+    return {"deleted": version}
+
+
+@router.put(f"{_VERSION}/tags/{{key:path}}", response_model=ModelVersion, responses=_ERRORS)
+def set_model_version_tag(
+    name: str, version: Version, key: str, body: TagValueBody, ctx: Ctx
+) -> ModelVersion:
+    ctx.registry.set_model_version_tag(_model(ctx, name, Role.EDITOR), version, key, body.value)
+    return ctx.registry.get_model_version(name, version)
+
+
+@router.delete(f"{_VERSION}/tags/{{key:path}}", responses=_ERRORS)
+def delete_model_version_tag(name: str, version: Version, key: str, ctx: Ctx) -> dict[str, str]:
+    ctx.registry.delete_model_version_tag(_model(ctx, name, Role.EDITOR), version, key)
+    return {"deleted": key}
