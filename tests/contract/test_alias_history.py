@@ -12,6 +12,7 @@ from loopline.config import Settings
 from loopline.errors import Conflict, InvalidInput
 from loopline.registry.service import RegistryService
 from loopline.workspace import Workspace
+from tests.live_server import ThreadServer
 
 
 @pytest.fixture
@@ -21,13 +22,21 @@ def workspace(store_uri: str, tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
-@pytest.fixture
-def registry(workspace: Workspace) -> RegistryService:
-    registry = workspace.registry
-    registry.create_registered_model("fraud")
+@pytest.fixture(params=["in-process", "server"])
+def registry(request: pytest.FixtureRequest, workspace: Workspace) -> Iterator[RegistryService]:
+    """The registry in this process, or the same interface through a live server."""
+    workspace.registry.create_registered_model("fraud")
     for _ in range(4):
-        registry.create_model_version("fraud", "s3://bucket/model")
-    return registry
+        workspace.registry.create_model_version("fraud", "s3://bucket/model")
+    if request.param == "in-process":
+        yield workspace.registry
+        return
+    with ThreadServer(workspace) as server:
+        remote = Workspace(
+            Settings.for_home(workspace.settings.home, tracking_uri=server.url, actor="ada")
+        )
+        yield remote.registry  # type: ignore[misc]
+        remote.close()
 
 
 def _moves(registry: RegistryService, alias: str) -> list[tuple[int | None, int | None, str]]:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import ConfigError
-from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
 from loopline.registry.validation import check_alias, check_model_name, check_version
 
 __all__ = ["RemoteRegistryService"]
@@ -181,15 +181,47 @@ class RemoteRegistryService:
         return [version_from(v) for v in answer]
 
     # -- aliases -----------------------------------------------------------------------------
-    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+    def set_alias(self, name: str, alias: str, version: int | str, *, reason: str = "") -> None:
         self.http.call(
             "PUT",
             f"{_model_path(name)}/aliases/{_q(check_alias(alias))}",
-            {"version": check_version(version)},
+            {"version": check_version(version), "reason": reason},
         )
 
-    def delete_alias(self, name: str, alias: str) -> None:
-        self.http.call("DELETE", f"{_model_path(name)}/aliases/{_q(check_alias(alias))}")
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        *,
+        reason: str = "",
+        expected_current: int | str | None = "any",
+    ) -> AliasMove:
+        body = {
+            "version": check_version(version),
+            "reason": reason,
+            "expected_current": expected_current
+            if expected_current in (None, "any")
+            else check_version(expected_current),  # type: ignore[arg-type]
+        }
+        url = f"{_model_path(name)}/aliases/{_q(check_alias(alias))}/promote"
+        return AliasMove(**self.http.call("POST", url, body))
+
+    def rollback(self, name: str, alias: str, *, reason: str = "") -> AliasMove:
+        url = f"{_model_path(name)}/aliases/{_q(check_alias(alias))}/rollback"
+        return AliasMove(**self.http.call("POST", url, {"reason": reason}))
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        params = {"alias": check_alias(alias) if alias is not None else None}
+        answer = self.http.call("GET", f"{_model_path(name)}/alias-history", params=params)
+        return [AliasMove(**m) for m in answer["moves"]]
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> None:
+        self.http.call(
+            "DELETE",
+            f"{_model_path(name)}/aliases/{_q(check_alias(alias))}",
+            params={"reason": reason or None},
+        )
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return version_from(

@@ -15,17 +15,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from loopline.access import Role
-from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
 from loopline.registry.validation import MAX_VERSION
 from loopline.server.context import RequestContext, page_size, request_context
 from loopline.server.schemas import (
     AliasBody,
+    AliasHistoryOut,
     CreateModelVersionBody,
     CreateRegisteredModelBody,
     DescriptionBody,
     ModelVersionsPage,
     NewNameBody,
+    PromoteBody,
     RegisteredModelsPage,
+    RollbackBody,
     StageBody,
     TagValueBody,
 )
@@ -129,15 +132,44 @@ def get_latest_versions(
 @router.put(f"{_MODELS}/aliases/{{alias}}", response_model=ModelVersion, responses=_ERRORS)
 def set_alias(name: str, alias: str, body: AliasBody, ctx: Ctx) -> ModelVersion:
     """Point ``alias`` at ``version``; an alias set elsewhere moves."""
-    ctx.registry.set_alias(_model(ctx, name, Role.EDITOR), alias, body.version)
+    ctx.registry.set_alias(_model(ctx, name, Role.EDITOR), alias, body.version, reason=body.reason)
     return ctx.registry.get_model_version(name, body.version)
 
 
 @router.delete(f"{_MODELS}/aliases/{{alias}}", responses=_ERRORS)
-def delete_alias(name: str, alias: str, ctx: Ctx) -> dict[str, str]:
+def delete_alias(name: str, alias: str, ctx: Ctx, reason: str = "") -> dict[str, str]:
     """Deleting an alias that is not set changes nothing (as in MLflow)."""
-    ctx.registry.delete_alias(_model(ctx, name, Role.EDITOR), alias)
+    ctx.registry.delete_alias(_model(ctx, name, Role.EDITOR), alias, reason=reason)
     return {"deleted": alias}
+
+
+@router.post(
+    f"{_MODELS}/aliases/{{alias}}/promote",
+    response_model=AliasMove,
+    responses={**_ERRORS, 409: {"description": "The alias moved since expected_current"}},
+)
+def promote(name: str, alias: str, body: PromoteBody, ctx: Ctx) -> AliasMove:
+    """Move ``alias`` to ``version`` as a recorded promotion; with ``expected_current`` a
+    compare-and-set (409 if another promotion moved it first)."""
+    return ctx.registry.promote(
+        _model(ctx, name, Role.EDITOR),
+        body.version,
+        alias,
+        reason=body.reason,
+        expected_current=body.expected_current,
+    )
+
+
+@router.post(f"{_MODELS}/aliases/{{alias}}/rollback", response_model=AliasMove, responses=_ERRORS)
+def rollback(name: str, alias: str, body: RollbackBody, ctx: Ctx) -> AliasMove:
+    """Move ``alias`` back to where it pointed before its last move."""
+    return ctx.registry.rollback(_model(ctx, name, Role.EDITOR), alias, reason=body.reason)
+
+
+@router.get(f"{_MODELS}/alias-history", response_model=AliasHistoryOut, responses=_ERRORS)
+def alias_history(name: str, ctx: Ctx, alias: str | None = None) -> AliasHistoryOut:
+    """Every move of the model's aliases (or of ``alias``), oldest first."""
+    return AliasHistoryOut(moves=ctx.registry.alias_history(_model(ctx, name, Role.READER), alias))
 
 
 @router.get(f"{_MODELS}/aliases/{{alias}}", response_model=ModelVersion, responses=_ERRORS)

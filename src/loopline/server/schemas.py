@@ -7,11 +7,11 @@ models here are what only the wire needs: request bodies and paged envelopes.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
 from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewType
 from loopline.tracking.store import ArtifactRow
 
@@ -19,6 +19,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "AliasBody",
+    "AliasHistoryOut",
     "ArtifactFilesPage",
     "ArtifactsPage",
     "BatchBody",
@@ -37,8 +38,10 @@ __all__ = [
     "ModelVersionsPage",
     "NameBody",
     "NewNameBody",
+    "PromoteBody",
     "PurgeBody",
     "RegisteredModelsPage",
+    "RollbackBody",
     "RunIdsOut",
     "RunOut",
     "RunsPage",
@@ -223,6 +226,24 @@ class StageBody(_Body):
 
 class AliasBody(_Body):
     version: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(default="", max_length=8000)
+
+
+class PromoteBody(_Body):
+    version: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field(default="", max_length=8000)
+    expected_current: int | Literal["any"] | None = Field(
+        default="any",
+        description='the version the alias points at now (null: unset); "any" skips the check',
+    )
+
+
+class RollbackBody(_Body):
+    reason: str = Field(default="", max_length=8000)
+
+
+class AliasHistoryOut(_Out):
+    moves: list[AliasMove]
 
 
 class RegisteredModelsPage(_Out):
