@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from typing import TypeVar
 
 from loopline.errors import InvalidInput
 
-__all__ = ["offset_from_token", "page_token"]
+T = TypeVar("T")
+
+__all__ = ["offset_from_token", "page_token", "slice_page"]
 
 
 def page_token(offset: int | None) -> str | None:
@@ -35,3 +39,11 @@ def offset_from_token(token: str | None) -> int:
     if offset < 0:
         raise InvalidInput(f"page_token {token!r} is not valid")
     return offset
+
+
+def slice_page(items: Sequence[T], token: str | None, size: int) -> tuple[list[T], str | None]:
+    """One page of an in-memory list (metric history, artifact listings) and the token of the
+    next page, ``None`` on the last."""
+    start = offset_from_token(token)
+    end = start + size
+    return list(items[start:end]), page_token(end if end < len(items) else None)

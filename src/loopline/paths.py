@@ -7,12 +7,14 @@ client, and :func:`join_inside` adds a resolved-path check for symlinks on disk.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from loopline.errors import InvalidInput
 
-__all__ = ["join_inside", "safe_relpath"]
+__all__ = ["iter_files", "join_inside", "safe_relpath"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_PATH_LEN = 4096
@@ -49,3 +51,14 @@ def join_inside(root: Path, relpath: str, field: str = "path") -> Path:
     if target != base and base not in target.parents:
         raise InvalidInput(f"{field} {relpath!r} resolves outside {root} (through a symlink)")
     return target
+
+
+def iter_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Every regular file under ``root`` as ``(path, POSIX path relative to root)``, in a
+    stable (sorted, depth-first) order, so a directory logs the same way every time."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            if full.is_file():
+                yield full, full.relative_to(root).as_posix()

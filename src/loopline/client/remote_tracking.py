@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import NotFound
-from loopline.paths import join_inside, safe_relpath
+from loopline.paths import iter_files, join_inside, safe_relpath
 from loopline.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -42,6 +42,10 @@ def _json_num(value: float) -> float | str:
     if math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def metric_from(d: dict[str, Any]) -> Metric:
+    return Metric(d["key"], _num(d["value"]), d["timestamp"], d["step"])
 
 
 def _id(value: str, what: str) -> str:
@@ -249,13 +253,13 @@ class RemoteTrackingService:
 
     def get_latest_metrics(self, run_id: str) -> list[Metric]:
         answer = self.http.call("GET", f"/api/v1/runs/{_q(check_run_id(run_id))}/metrics")
-        return [Metric(p["key"], _num(p["value"]), p["timestamp"], p["step"]) for p in answer]
+        return [metric_from(p) for p in answer]
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         points = self._pages(
             "GET", f"/api/v1/runs/{_q(check_run_id(run_id))}/metrics/{_q(key)}/history", "metrics"
         )
-        return [Metric(p["key"], _num(p["value"]), p["timestamp"], p["step"]) for p in points]
+        return [metric_from(p) for p in points]
 
     def search_runs(
         self,
@@ -306,19 +310,12 @@ class RemoteTrackingService:
         if not root.is_dir():
             raise NotFound(f"directory {root} does not exist")
         paths = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                if full.is_file():
-                    rel = full.relative_to(root).as_posix()
-                    target = f"{artifact_path}/{rel}" if artifact_path else rel
-                    with full.open("rb") as handle:
-                        paths.append(
-                            self.log_stream(
-                                run_id, safe_relpath(target, "artifact path"), handle
-                            ).path
-                        )
+        for full, rel in iter_files(root):
+            target = safe_relpath(
+                f"{artifact_path}/{rel}" if artifact_path else rel, "artifact path"
+            )
+            with full.open("rb") as handle:
+                paths.append(self.log_stream(run_id, target, handle).path)
         return paths
 
     def log_bytes(self, run_id: str, artifact_path: str, data: bytes) -> str:

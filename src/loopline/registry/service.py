@@ -46,7 +46,7 @@ from loopline.registry.validation import (
 )
 from loopline.tracking.entities import ArtifactInfo, LifecycleStage
 from loopline.tracking.service import generate_run_name
-from loopline.tracking.store import ArtifactRow
+from loopline.tracking.store import ArtifactRow, children_of
 from loopline.tracking.validation import check_key, check_run_id, param_value, tag_value
 
 __all__ = ["RegistryService"]
@@ -76,23 +76,6 @@ def _tags(tags: Mapping[str, Any] | None, what: str) -> dict[str, str]:
 def _version_ref(name: str, version: int) -> tuple[str, str]:
     """How a model version is named in lineage and the event log."""
     return ("model_version", f"{name}/{version}")
-
-
-def _children(rows: Sequence[ArtifactRow], prefix: str) -> list[ArtifactInfo]:
-    """The direct children of ``prefix`` among file rows, like ``ls`` (as
-    ``TrackingService.list_artifacts`` lists a run's)."""
-    children: dict[str, ArtifactInfo] = {}
-    for row in rows:
-        if row.path == prefix:
-            return [ArtifactInfo(row.path, False, row.size, row.digest)]
-        rest = row.path[len(prefix) + 1 :] if prefix else row.path
-        head, sep, _ = rest.partition("/")
-        child = f"{prefix}/{head}" if prefix else head
-        if sep:
-            children.setdefault(child, ArtifactInfo(child, True))
-        else:
-            children[child] = ArtifactInfo(child, False, row.size, row.digest)
-    return list(children.values())
 
 
 class RegistryService:
@@ -527,7 +510,7 @@ class RegistryService:
     def list_model_artifacts(self, model_id: str, path: str | None = None) -> list[ArtifactInfo]:
         """The direct children of ``path`` (files and directories), like ``ls``."""
         prefix = safe_relpath(path, "artifact path") if path else ""
-        return _children(self.model_artifact_files(model_id, prefix or None), prefix)
+        return children_of(self.model_artifact_files(model_id, prefix or None), prefix)
 
     def model_artifact_files(self, model_id: str, path: str | None = None) -> list[ArtifactRow]:
         """Every file under ``path`` (all files without one), ordered by path."""

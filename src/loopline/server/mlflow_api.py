@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loopline.access import Role
 from loopline.errors import InvalidInput
+from loopline.paging import slice_page
 from loopline.registry.entities import LoggedModel, ModelVersion, RegisteredModel
 from loopline.server.context import RequestContext, page_size, request_context
 from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, ViewType
@@ -116,6 +117,14 @@ def _pairs(items: Any, what: str) -> list[tuple[str, str]]:
         if not isinstance(item, dict) or "key" not in item:
             raise InvalidInput(f"each of '{what}' needs a 'key' and a 'value'")
         out.append((str(item["key"]), "" if item.get("value") is None else str(item["value"])))
+    return out
+
+
+def _paged(key: str, items: list[Any], token: str | None) -> dict[str, Any]:
+    """A page in MLflow's shape: ``next_page_token`` only when there is a next page."""
+    out: dict[str, Any] = {key: items}
+    if token:
+        out["next_page_token"] = token
     return out
 
 
@@ -306,10 +315,7 @@ def search_experiments(ctx: RequestContext, p: Params) -> Any:
     allowed = ctx.readable("experiment")
     if allowed is not None:
         experiments = [e for e in experiments if e.experiment_id in allowed]
-    out: dict[str, Any] = {"experiments": [experiment_json(e) for e in experiments]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return _paged("experiments", [experiment_json(e) for e in experiments], token)
 
 
 def _experiment_action(action: str, role: Role) -> Handler:
@@ -510,10 +516,7 @@ def search_runs(ctx: RequestContext, p: Params) -> Any:
         _view(p.get("run_view_type")),
         _str(p, "page_token", required=False),
     )
-    out: dict[str, Any] = {"runs": [run_json(r) for r in runs]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return _paged("runs", [run_json(r) for r in runs], token)
 
 
 @endpoint("/metrics/get-history", "GET")
@@ -521,14 +524,9 @@ def get_metric_history(ctx: RequestContext, p: Params) -> Any:
     run_id = _str(p, "run_id", required=False) or _str(p, "run_uuid")
     ctx.require_run(run_id, Role.READER)
     points = ctx.tracking.get_metric_history(run_id, _str(p, "metric_key"))
-    from loopline.paging import offset_from_token, page_token
-
     size = page_size(_int(p, "max_results"), 25_000, ctx.state)
-    start = offset_from_token(p.get("page_token"))
-    out: dict[str, Any] = {"metrics": [metric_json(m) for m in points[start : start + size]]}
-    if start + size < len(points):
-        out["next_page_token"] = page_token(start + size)
-    return out
+    page, token = slice_page(points, _str(p, "page_token", required=False), size)
+    return _paged("metrics", [metric_json(m) for m in page], token)
 
 
 @endpoint("/artifacts/list", "GET")
@@ -591,10 +589,7 @@ def search_logged_models(ctx: RequestContext, p: Params) -> Any:
         max_results=page_size(_int(p, "max_results"), 100, ctx.state),
         page_token=_str(p, "page_token", required=False),
     )
-    out: dict[str, Any] = {"models": [logged_model_json(m) for m in models]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return _paged("models", [logged_model_json(m) for m in models], token)
 
 
 @endpoint("/logged-models/{model_id}", "GET")
@@ -710,10 +705,7 @@ def search_registered_models(ctx: RequestContext, p: Params) -> Any:
     allowed = ctx.readable("registered_model")
     if allowed is not None:
         models = [m for m in models if m.name in allowed]
-    out: dict[str, Any] = {"registered_models": [registered_model_json(m) for m in models]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return _paged("registered_models", [registered_model_json(m) for m in models], token)
 
 
 @endpoint("/registered-models/get-latest-versions", "POST")
@@ -826,10 +818,7 @@ def search_model_versions(ctx: RequestContext, p: Params) -> Any:
     allowed = ctx.readable("registered_model")
     if allowed is not None:
         versions = [v for v in versions if v.name in allowed]
-    out: dict[str, Any] = {"model_versions": [model_version_json(v) for v in versions]}
-    if token:
-        out["next_page_token"] = token
-    return out
+    return _paged("model_versions", [model_version_json(v) for v in versions], token)
 
 
 @endpoint("/model-versions/get-download-uri", "GET")

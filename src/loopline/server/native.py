@@ -7,14 +7,14 @@ Routes are thin: authorize, call the service, shape the answer. The remote clien
 from __future__ import annotations
 
 import math
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from loopline.access import Role
 from loopline.errors import InvalidInput, NotFound
-from loopline.paging import offset_from_token, page_token
+from loopline.paging import slice_page
 from loopline.paths import safe_relpath
 from loopline.server.bodies import RequestBodyReader, iter_file
 from loopline.server.context import RequestContext, page_size, request_context
@@ -44,7 +44,6 @@ from loopline.tracking.validation import make_metric
 
 __all__ = ["router"]
 
-T = TypeVar("T")
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
 Ctx = Annotated[RequestContext, Depends(request_context)]
 _ERRORS = {
@@ -53,12 +52,6 @@ _ERRORS = {
     403: {"description": "The caller lacks the role this needs"},
     404: {"description": "No such object"},
 }
-
-
-def _slice(items: list[T], token: str | None, size: int) -> tuple[list[T], str | None]:
-    start = offset_from_token(token)
-    end = start + size
-    return items[start:end], page_token(end if end < len(items) else None)
 
 
 # -- experiments ----------------------------------------------------------------------------------
@@ -285,7 +278,7 @@ def metric_history(
 ) -> MetricHistoryPage:
     ctx.require_run(run_id, Role.READER)
     points: list[Metric] = ctx.tracking.get_metric_history(run_id, key)
-    page, token = _slice(points, page_token, page_size(max_results, 100_000, ctx.state))
+    page, token = slice_page(points, page_token, page_size(max_results, 100_000, ctx.state))
     return MetricHistoryPage(metrics=page, next_page_token=token)  # type: ignore[arg-type]
 
 
@@ -301,7 +294,7 @@ def list_artifacts(
     """The direct children of ``path``, like ``ls``."""
     ctx.require_run(run_id, Role.READER)
     items = ctx.tracking.list_artifacts(run_id, path)
-    page, token = _slice(items, page_token, page_size(max_results, 1000, ctx.state))
+    page, token = slice_page(items, page_token, page_size(max_results, 1000, ctx.state))
     return ArtifactsPage(files=page, next_page_token=token)
 
 
@@ -316,7 +309,7 @@ def artifact_files(
     """Every file under ``path``, recursively, with digests and sizes."""
     ctx.require_run(run_id, Role.READER)
     rows = ctx.tracking.artifact_files(run_id, path)
-    page, token = _slice(rows, page_token, page_size(max_results, 10_000, ctx.state))
+    page, token = slice_page(rows, page_token, page_size(max_results, 10_000, ctx.state))
     return ArtifactFilesPage(files=page, next_page_token=token)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, func, literal, or_, select
 
 from loopline.entities import (
     BlobRef,
@@ -28,7 +28,14 @@ from loopline.store.base import MetadataStore
 from loopline.store.database import Database, now_ms
 from loopline.store.tables import blob_refs, events, lineage, workspace_meta
 
-__all__ = ["SqlStore", "event_row", "insert_events"]
+__all__ = [
+    "SqlStore",
+    "add_blob_refs",
+    "event_row",
+    "insert_events",
+    "record_files",
+    "under_prefix",
+]
 
 _CHUNK = 500
 MAX_PAGE = 10_000
@@ -66,6 +73,79 @@ def insert_events(conn: Any, new_events: Iterable[NewEvent]) -> int:
         conn.execute(events.insert(), [event_row(e, stamp) for e in chunk])
         total += len(chunk)
     return total
+
+
+def add_blob_refs(
+    db: Database,
+    conn: Any,
+    owner_kind: str,
+    owner_id: str,
+    digests: Iterable[str],
+    kind: str = "file",
+    stamp: int | None = None,
+) -> None:
+    """Reference blobs from an owner inside the caller's transaction (kept from garbage
+    collection until the owner lets go)."""
+    stamp = stamp or now_ms()
+    rows = [
+        {
+            "digest": d,
+            "owner_kind": owner_kind,
+            "owner_id": owner_id,
+            "kind": kind,
+            "created_ms": stamp,
+        }
+        for d in dict.fromkeys(digests)
+    ]
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(db.insert(blob_refs).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+
+
+def record_files(
+    db: Database,
+    conn: Any,
+    table: Any,
+    owner: tuple[str, str],
+    owner_kind: str,
+    files: Sequence[Any],
+) -> None:
+    """Upsert file rows ``(owner column, path) -> digest, size`` of ``table`` (a later file at
+    the same path replaces the earlier one) and reference their blobs, in the caller's
+    transaction. Run artifacts and logged-model files are both stored this way."""
+    column, owner_id = owner
+    stamp = now_ms()
+    stmt = db.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[column, "path"],
+        set_={
+            "digest": stmt.excluded.digest,
+            "size": stmt.excluded.size,
+            "created_ms": stmt.excluded.created_ms,
+        },
+    )
+    for start in range(0, len(files), _CHUNK):
+        chunk = files[start : start + _CHUNK]
+        conn.execute(
+            stmt,
+            [
+                {
+                    column: owner_id,
+                    "path": f.path,
+                    "digest": f.digest,
+                    "size": f.size,
+                    "created_ms": stamp,
+                }
+                for f in chunk
+            ],
+        )
+        add_blob_refs(db, conn, owner_kind, owner_id, (f.digest for f in chunk), stamp=stamp)
+
+
+def under_prefix(column: Any, prefix: str) -> Any:
+    """``column`` is the path ``prefix`` or lies below it: a literal match, LIKE's wildcards in
+    user-supplied paths escaped."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(column == prefix, column.like(f"{escaped}/%", escape="\\"))
 
 
 class SqlStore(MetadataStore):

@@ -36,6 +36,7 @@ from loopline.registry.entities import (
 )
 from loopline.registry.store import ANY_VERSION, NewModelVersion, Page, RegistryStore
 from loopline.store.database import Database, now_ms
+from loopline.store.sql import add_blob_refs, record_files, under_prefix
 from loopline.store.sql_tracking import _compare  # one operator table for every search
 from loopline.store.tables import (
     alias_history,
@@ -406,21 +407,11 @@ class SqlRegistryStore(RegistryStore):
                             files_digest=new.files_digest,
                         )
                     )
-                    pinned = [new.files_digest, *new.file_digests] if new.files_digest else []
-                    if pinned:
-                        conn.execute(
-                            self.db.insert(blob_refs).on_conflict_do_nothing(),
-                            [
-                                {
-                                    "digest": d,
-                                    "owner_kind": VERSION_BLOB_OWNER,
-                                    "owner_id": f"{pk}/{version}",
-                                    "kind": "manifest" if i == 0 else "file",
-                                    "created_ms": stamp,
-                                }
-                                for i, d in enumerate(dict.fromkeys(pinned))
-                            ],
-                        )
+                    if new.files_digest:
+                        owner = f"{pk}/{version}"
+                        refs = (VERSION_BLOB_OWNER, owner)
+                        add_blob_refs(self.db, conn, *refs, [new.files_digest], "manifest", stamp)
+                        add_blob_refs(self.db, conn, *refs, new.file_digests, stamp=stamp)
                     if new.tags:
                         conn.execute(
                             model_version_tags.insert(),
@@ -867,54 +858,22 @@ class SqlRegistryStore(RegistryStore):
 
     # -- logged-model files ------------------------------------------------------------------
     def add_model_artifacts(self, model_id: str, artifacts: Sequence[ArtifactRow]) -> None:
-        stamp = now_ms()
-        stmt = self.db.insert(model_artifacts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["model_id", "path"],
-            set_={
-                "digest": stmt.excluded.digest,
-                "size": stmt.excluded.size,
-                "created_ms": stmt.excluded.created_ms,
-            },
-        )
-        refs = self.db.insert(blob_refs).on_conflict_do_nothing()
         with self.db.write() as conn:
             self._check_writable(conn, model_id)
-            for chunk in _chunks(list(artifacts)):
-                conn.execute(
-                    stmt,
-                    [
-                        {
-                            "model_id": model_id,
-                            "path": a.path,
-                            "digest": a.digest,
-                            "size": a.size,
-                            "created_ms": stamp,
-                        }
-                        for a in chunk
-                    ],
-                )
-                conn.execute(
-                    refs,
-                    [
-                        {
-                            "digest": a.digest,
-                            "owner_kind": LOGGED_MODEL_OWNER,
-                            "owner_id": model_id,
-                            "kind": "file",
-                            "created_ms": stamp,
-                        }
-                        for a in chunk
-                    ],
-                )
+            record_files(
+                self.db,
+                conn,
+                model_artifacts,
+                ("model_id", model_id),
+                LOGGED_MODEL_OWNER,
+                list(artifacts),
+            )
 
     def list_model_artifacts(self, model_id: str, prefix: str = "") -> list[ArtifactRow]:
         ma = model_artifacts.c
         query = select(ma.path, ma.digest, ma.size).where(ma.model_id == model_id)
         if prefix:
-            # A literal prefix match: escape LIKE's wildcards in user-supplied paths.
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where((ma.path == prefix) | ma.path.like(f"{escaped}/%", escape="\\"))
+            query = query.where(under_prefix(ma.path, prefix))
         with self.db.read() as conn:
             found = conn.execute(
                 select(logged_models.c.model_id).where(logged_models.c.model_id == model_id)

@@ -31,7 +31,7 @@ from loopline.entities import NewEvent
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import tables as t
 from loopline.store.database import Database, now_ms
-from loopline.store.sql import insert_events
+from loopline.store.sql import insert_events, record_files, under_prefix
 from loopline.store.tables import (
     blob_refs,
     experiment_tags,
@@ -666,60 +666,16 @@ class SqlTrackingStore(TrackingStore):
 
     # -- artifacts -------------------------------------------------------------------------
     def add_artifacts(self, run_id: str, artifacts: Sequence[ArtifactRow]) -> None:
-        stamp = now_ms()
-        stmt = self.db.insert(run_artifacts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "path"],
-            set_={
-                "digest": stmt.excluded.digest,
-                "size": stmt.excluded.size,
-                "created_ms": stmt.excluded.created_ms,
-            },
-        )
-        refs = self.db.insert(blob_refs).on_conflict_do_nothing()
         with self.db.write() as conn:
             self._check_loggable(conn, run_id)
-            for chunk in _chunks(list(artifacts)):
-                conn.execute(
-                    stmt,
-                    [
-                        {
-                            "run_id": run_id,
-                            "path": a.path,
-                            "digest": a.digest,
-                            "size": a.size,
-                            "created_ms": stamp,
-                        }
-                        for a in chunk
-                    ],
-                )
-                conn.execute(
-                    refs,
-                    [
-                        {
-                            "digest": a.digest,
-                            "owner_kind": "run",
-                            "owner_id": run_id,
-                            "kind": "file",
-                            "created_ms": stamp,
-                        }
-                        for a in chunk
-                    ],
-                )
+            record_files(self.db, conn, run_artifacts, ("run_id", run_id), "run", list(artifacts))
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRow]:
         query = select(run_artifacts.c.path, run_artifacts.c.digest, run_artifacts.c.size).where(
             run_artifacts.c.run_id == run_id
         )
         if prefix:
-            # A literal prefix match: escape LIKE's wildcards in user-supplied paths.
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(
-                or_(
-                    run_artifacts.c.path == prefix,
-                    run_artifacts.c.path.like(f"{escaped}/%", escape="\\"),
-                )
-            )
+            query = query.where(under_prefix(run_artifacts.c.path, prefix))
         with self.db.read() as conn:
             exists = conn.execute(
                 select(runs.c.run_id).where(runs.c.run_id == run_id)

@@ -19,7 +19,7 @@ from loopline.events import EventLog
 from loopline.lineage import LineageGraph
 from loopline.paging import offset_from_token as _offset
 from loopline.paging import page_token as _page_token
-from loopline.paths import join_inside, safe_relpath
+from loopline.paths import iter_files, join_inside, safe_relpath
 from loopline.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -31,7 +31,7 @@ from loopline.tracking.entities import (
     ViewType,
 )
 from loopline.tracking.search_filter import parse_filter, parse_order_by
-from loopline.tracking.store import ArtifactRow, TrackingStore
+from loopline.tracking.store import ArtifactRow, TrackingStore, children_of
 from loopline.tracking.validation import (
     MAX_EXPERIMENT_NAME_LEN,
     check_key,
@@ -382,16 +382,14 @@ class TrackingService:
         root = Path(local_dir)
         if not root.is_dir():
             raise NotFound(f"directory {root} does not exist")
-        rows: list[ArtifactRow] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = Path(dirpath) / name
-                if not full.is_file():
-                    continue
-                rel = full.relative_to(root).as_posix()
-                path = self._artifact_path(artifact_path, rel)
-                rows.append(ArtifactRow(path, self.blobs.put_file(full), full.stat().st_size))
+        rows = [
+            ArtifactRow(
+                self._artifact_path(artifact_path, rel),
+                self.blobs.put_file(full),
+                full.stat().st_size,
+            )
+            for full, rel in iter_files(root)
+        ]
         self.store.add_artifacts(check_run_id(run_id), rows)
         return [r.path for r in rows]
 
@@ -411,19 +409,7 @@ class TrackingService:
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[ArtifactInfo]:
         """The direct children of ``path`` (files and directories), like ``ls``."""
         prefix = safe_relpath(path, "artifact path") if path else ""
-        rows = self.store.list_artifacts(check_run_id(run_id), prefix)
-        children: dict[str, ArtifactInfo] = {}
-        for row in rows:
-            if row.path == prefix:
-                return [ArtifactInfo(row.path, False, row.size, row.digest)]
-            rest = row.path[len(prefix) + 1 :] if prefix else row.path
-            head, sep, _ = rest.partition("/")
-            child = f"{prefix}/{head}" if prefix else head
-            if sep:
-                children.setdefault(child, ArtifactInfo(child, True))
-            else:
-                children[child] = ArtifactInfo(child, False, row.size, row.digest)
-        return list(children.values())
+        return children_of(self.store.list_artifacts(check_run_id(run_id), prefix), prefix)
 
     def artifact_files(self, run_id: str, path: str | None = None) -> list[ArtifactRow]:
         prefix = safe_relpath(path, "artifact path") if path else ""

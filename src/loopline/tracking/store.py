@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loopline.entities import NewEvent
-from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, ViewType
+from loopline.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunInfo, ViewType
 from loopline.tracking.search_filter import Compare, OrderKey
 
-__all__ = ["ArtifactRow", "RunPage", "TrackingStore"]
+__all__ = ["ArtifactRow", "RunPage", "TrackingStore", "children_of"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,23 @@ class ArtifactRow:
     path: str
     digest: str
     size: int
+
+
+def children_of(rows: Sequence[ArtifactRow], prefix: str) -> list[ArtifactInfo]:
+    """The direct children of ``prefix`` among file rows, like ``ls``: files, and directories
+    for deeper paths; a prefix naming a file lists that file. Shared by run and model files."""
+    children: dict[str, ArtifactInfo] = {}
+    for row in rows:
+        if row.path == prefix:
+            return [ArtifactInfo(row.path, False, row.size, row.digest)]
+        rest = row.path[len(prefix) + 1 :] if prefix else row.path
+        head, sep, _ = rest.partition("/")
+        child = f"{prefix}/{head}" if prefix else head
+        if sep:
+            children.setdefault(child, ArtifactInfo(child, True))
+        else:
+            children[child] = ArtifactInfo(child, False, row.size, row.digest)
+    return list(children.values())
 
 
 @dataclass(frozen=True)
