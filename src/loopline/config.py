@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from loopline.errors import ConfigError
+from loopline.registry.policy import PromotionPolicy
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -79,6 +80,10 @@ class Settings(BaseModel):
     s3_secret_access_key: SecretStr | None = None
     actor: str = _default_actor()
     """Name recorded on events this process writes."""
+    promotion_policies: tuple[PromotionPolicy, ...] = ()
+    """Which aliases need approval or checks before they move (``[[promotion_policies]]``
+    tables in ``loopline.toml``; see :mod:`loopline.registry.policy`). Policies set through
+    the API win over these for the same model and alias."""
     gc_grace_seconds: int = 3600
     """``loopline gc`` never deletes a blob younger than this: a writer may not have committed
     the row that references it yet."""
@@ -292,7 +297,7 @@ def load_settings(
         settings = Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        source = sources.get(field, "default")
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        source = sources.get(str(first["loc"][0]) if first["loc"] else field, "default")
         raise ConfigError(f"setting {field!r} (from {source}) is invalid: {first['msg']}") from exc
     return ResolvedSettings(settings=settings, sources=sources, config_file=config_file)

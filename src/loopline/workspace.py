@@ -180,6 +180,7 @@ class Workspace:
 
             return RemoteRegistryService(self.transport, self.settings.actor)  # type: ignore[return-value]
         from loopline.models.loading import source_files
+        from loopline.registry.provenance import RunFacts
 
         return RegistryService(
             SqlRegistryStore(self.database),
@@ -188,6 +189,8 @@ class Workspace:
             self.lineage,
             self.settings.actor,
             files_of=lambda source: source_files(self, source),
+            facts=RunFacts(self.tracking, self.lineage),
+            policies=self.settings.promotion_policies,
         )
 
     @property

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "ACTIVE_STAGES",
     "AliasMove",
+    "CheckResult",
     "LoggedModel",
     "LoggedModelStatus",
     "ModelVersion",
     "ModelVersionStage",
     "ModelVersionStatus",
+    "PromotionDecision",
+    "PromotionRequest",
+    "PromotionState",
     "RegisteredModel",
 ]
 
@@ -68,6 +73,13 @@ class ModelVersion:
     aliases: list[str] = field(default_factory=list)
     files_digest: str | None = None
     """Manifest of the files when the version was registered: loading reads exactly these."""
+    version_label: str = ""
+    """Semantic version (``MAJOR.MINOR.PATCH``): major when the signature changes, minor for a
+    retrain, patch for metadata only; set at registration, overridable."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """What the version came from, snapshotted at registration (see
+    :data:`loopline.registry.provenance.PROVENANCE_KEYS`): run, code commit, environment,
+    metrics, params and the dataset versions the run read."""
 
 
 @dataclass(frozen=True)
@@ -112,3 +124,59 @@ class AliasMove:
     reason: str
     time_ms: int
     seq: int
+
+
+class PromotionState(enum.StrEnum):
+    """A promotion request waits (PENDING) until enough approvals move the alias (APPLIED), an
+    approver refuses it (REJECTED), or the alias moved elsewhere first (STALE)."""
+
+    PENDING = "PENDING"
+    APPLIED = "APPLIED"
+    REJECTED = "REJECTED"
+    STALE = "STALE"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    actor: str
+    approved: bool
+    comment: str
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One policy check as evaluated for a request: ``observed`` is None when the metric was
+    not found (which fails the check)."""
+
+    check: str
+    passed: bool
+    observed: float | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A request to move ``alias`` of ``name`` to ``version``, held until the alias's policy is
+    satisfied. ``expected_version`` is where the alias pointed when the request was made: the
+    move is a compare-and-set against it, so an approval never silently overrides a promotion
+    that happened in between."""
+
+    request_id: int
+    name: str
+    version: int
+    alias: str
+    state: str
+    requested_by: str
+    reason: str
+    expected_version: int | None
+    required_approvals: int
+    approver_role: str
+    created_ms: int
+    updated_ms: int
+    checks: list[CheckResult] = field(default_factory=list)
+    decisions: list[PromotionDecision] = field(default_factory=list)
+
+    @property
+    def approvals(self) -> int:
+        return sum(1 for d in self.decisions if d.approved)

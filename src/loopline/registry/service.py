@@ -13,6 +13,7 @@ Three nouns, as in MLflow 3:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -20,8 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from loopline import paging
+from loopline.access.entities import Role
 from loopline.blobs.cas import BlobStore, Manifest, ManifestEntry
-from loopline.errors import InvalidInput, NotFound
+from loopline.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
 from loopline.paths import safe_relpath
@@ -33,8 +35,12 @@ from loopline.registry.entities import (
     LoggedModelStatus,
     ModelVersion,
     ModelVersionStage,
+    PromotionRequest,
+    PromotionState,
     RegisteredModel,
 )
+from loopline.registry.policy import PromotionPolicy, evaluate_checks, parse_policy, pick_policy
+from loopline.registry.provenance import RunFacts
 from loopline.registry.store import ANY_VERSION, NewModelVersion, RegistryStore
 from loopline.registry.validation import (
     check_alias,
@@ -44,6 +50,7 @@ from loopline.registry.validation import (
     check_version,
     optional_text,
 )
+from loopline.registry.versioning import check_label, next_label, parse_mlmodel, signature_key
 from loopline.tracking.entities import ArtifactInfo, LifecycleStage
 from loopline.tracking.service import generate_run_name
 from loopline.tracking.store import ArtifactRow, children_of
@@ -73,6 +80,26 @@ def _tags(tags: Mapping[str, Any] | None, what: str) -> dict[str, str]:
     return {check_key(k, what): tag_value(k, v) for k, v in (tags or {}).items()}
 
 
+def _request_id(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"promotion request id must be a positive whole number, got {value!r}")
+    return value
+
+
+def _at(version: int | None) -> str:
+    return "nothing" if version is None else f"version {version}"
+
+
+def _policy_summary(policy: PromotionPolicy) -> str:
+    parts = []
+    if policy.needs_approval:
+        parts.append(f"{policy.approvals} approval(s) by {policy.approver_role}")
+    parts.extend(c.describe() for c in policy.checks)
+    return ", ".join(parts) or "no requirements"
+
+
 def _version_ref(name: str, version: int) -> tuple[str, str]:
     """How a model version is named in lineage and the event log."""
     return ("model_version", f"{name}/{version}")
@@ -87,6 +114,9 @@ class RegistryService:
         lineage: LineageGraph,
         actor: str,
         files_of: Callable[[str], list[ArtifactRow] | None] | None = None,
+        facts: RunFacts | None = None,
+        policies: Sequence[PromotionPolicy] = (),
+        role_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -96,19 +126,78 @@ class RegistryService:
         self.files_of = files_of
         """Source URI -> the model's files (paths relative to the model directory), or None
         for a source outside this workspace; wired by the workspace."""
+        self.facts = facts
+        """Provenance and evaluation metrics from tracking; None records no provenance."""
+        self.policies = tuple(policies)
+        """Promotion policies from configuration (``loopline.toml``)."""
+        self.role_of = role_of
+        """Registered model name -> the actor's role on it (reader/editor/admin or None), for
+        approver checks; None when access control is off (every actor may approve)."""
 
-    def _pin_files(self, source: str) -> tuple[str | None, tuple[str, ...]]:
+    def acting_as(
+        self,
+        actor: str,
+        events: EventLog,
+        role_of: Callable[[str], str | None] | None = None,
+    ) -> RegistryService:
+        """The same registry acting as ``actor`` (its events, approvals and alias moves)."""
+        return RegistryService(
+            self.store,
+            self.blobs,
+            events,
+            self.lineage,
+            actor,
+            files_of=self.files_of,
+            facts=self.facts,
+            policies=self.policies,
+            role_of=role_of,
+        )
+
+    def _pin_files(self, source: str) -> tuple[str | None, list[ArtifactRow]]:
         """A manifest of the source's files now, stored as a blob: the version loads exactly
         these bytes later, whatever happens to the run's artifacts."""
         rows = self.files_of(source) if self.files_of is not None else None
         if not rows:
-            return None, ()
+            return None, []
         manifest = Manifest(
             tuple(
                 ManifestEntry(r.path, r.digest, r.size) for r in sorted(rows, key=lambda r: r.path)
             )
         )
-        return self.blobs.put_bytes(manifest.to_bytes()), tuple(r.digest for r in rows)
+        return self.blobs.put_bytes(manifest.to_bytes()), list(rows)
+
+    def _signature_key(self, rows: Sequence[ArtifactRow]) -> str | None:
+        """The canonical signature in the ``MLmodel`` among ``rows`` (None without one)."""
+        for row in rows:
+            if row.path == "MLmodel":
+                text = self.blobs.read_bytes(row.digest).decode("utf-8", errors="replace")
+                try:
+                    return signature_key(parse_mlmodel(text).get("signature"))
+                except InvalidInput:
+                    return None
+        return None
+
+    def _label_for(self, name: str, files_digest: str | None, rows: Sequence[ArtifactRow]) -> str:
+        """The semantic label after the newest version's (see :mod:`.versioning`)."""
+        latest = self.store.get_latest_versions(name, [str(s) for s in ModelVersionStage])
+        if not latest:
+            return next_label(None, signature_changed=False, files_changed=True)
+        previous = max(latest, key=lambda v: v.version)
+        if previous.files_digest:
+            manifest = self.blobs.read_manifest(previous.files_digest)
+            before = [ArtifactRow(e.path, e.digest, e.size) for e in manifest.entries]
+        else:
+            before = (self.files_of(previous.source) if self.files_of else None) or []
+        # Without pinned files on either side, only the source URI tells a change apart.
+        if previous.files_digest and files_digest:
+            files_changed = previous.files_digest != files_digest
+        else:
+            files_changed = True
+        return next_label(
+            previous.version_label or None,
+            signature_changed=self._signature_key(before) != self._signature_key(rows),
+            files_changed=files_changed,
+        )
 
     # -- registered models -------------------------------------------------------------------
     def create_registered_model(
@@ -191,9 +280,12 @@ class RegistryService:
         description: str | None = None,
         model_id: str | None = None,
         user_id: str | None = None,
+        version_label: str | None = None,
     ) -> ModelVersion:
         """Register ``source`` as the next version of ``name``. A ``models:/<model_id>`` source
-        fills ``model_id``, and a logged model's source run fills ``run_id``, as MLflow 3 does."""
+        fills ``model_id``, and a logged model's source run fills ``run_id``, as MLflow 3 does.
+        The version pins the source's files, snapshots its run's provenance and gets a
+        semantic ``version_label`` (computed unless given)."""
         name = check_model_name(name)
         source = optional_text(source, "source")
         if not source.strip():
@@ -204,10 +296,16 @@ class RegistryService:
         if model_id:
             logged = self.get_logged_model(model_id)  # NotFound for an unknown logged model
             run_id = run_id or logged.source_run_id
-        files_digest, file_digests = self._pin_files(source)
+        label = check_label(version_label) if version_label is not None else None
+        files_digest, rows = self._pin_files(source)
+        if label is None:
+            label = self._label_for(name, files_digest, rows)
+        provenance = self.facts.provenance(run_id) if (self.facts and run_id) else {}
         new = NewModelVersion(
             files_digest=files_digest,
-            file_digests=file_digests,
+            file_digests=tuple(r.digest for r in rows),
+            version_label=label,
+            provenance=provenance,
             source=source,
             run_id=run_id,
             run_link=optional_text(run_link, "run_link") or None,
@@ -222,7 +320,12 @@ class RegistryService:
             new.user_id,
             "model_version.created",
             *target,
-            {"source": source, "run_id": run_id, "model_id": new.model_id},
+            {
+                "source": source,
+                "run_id": run_id,
+                "model_id": new.model_id,
+                "version_label": label,
+            },
         )
         if run_id:
             self.lineage.link(("run", run_id), target, "registered_as")
@@ -320,11 +423,20 @@ class RegistryService:
     def set_alias(
         self, name: str, alias: str, version: int | str, *, reason: str = ""
     ) -> AliasMove:
-        """Point ``alias`` at ``version``; an alias set elsewhere moves. Recorded in the alias
-        history (who, when, why, from where)."""
-        return self.promote(name, version, alias, reason=reason)
+        """Point ``alias`` at ``version`` now; an alias set elsewhere moves. Recorded in the
+        alias history (who, when, why, from where). An alias whose policy needs approval
+        cannot be set directly: PermissionDenied, use :meth:`promote`."""
+        name, alias = check_model_name(name), check_alias(alias)
+        policy = self.policy_for(name, alias)
+        if policy is not None and (policy.needs_approval or policy.checks):
+            raise PermissionDenied(
+                f"alias {alias!r} of {name!r} is governed by a promotion policy "
+                f"({_policy_summary(policy)}); use 'loopline models promote' "
+                "(ll.models.promote) to request the move"
+            )
+        return self._move(name, version, alias, reason=reason)
 
-    def promote(
+    def _move(
         self,
         name: str,
         version: int | str,
@@ -332,12 +444,9 @@ class RegistryService:
         *,
         reason: str = "",
         expected_current: int | str | None = ANY_VERSION,
+        details: Mapping[str, Any] | None = None,
     ) -> AliasMove:
-        """Move ``alias`` to ``version``. With ``expected_current`` (the version the caller saw
-        the alias on, or None for unset) the move is a compare-and-set: if another promotion
-        moved the alias in between, this one raises Conflict and changes nothing, so the
-        history stays linear."""
-        name, alias, number = check_model_name(name), check_alias(alias), check_version(version)
+        number = check_version(version)
         expected = expected_current
         if expected not in (ANY_VERSION, None):
             expected = check_version(expected)  # type: ignore[arg-type]
@@ -349,16 +458,246 @@ class RegistryService:
             reason=optional_text(reason, "reason"),
             expected=expected,
         )
+        self._record_move(move, details)
+        return move
+
+    def _record_move(self, move: AliasMove, details: Mapping[str, Any] | None = None) -> None:
+        assert move.version is not None
         self.events.record(
             None,
             "model_version.alias_set",
-            *_version_ref(name, number),
-            {"alias": alias, "previous_version": move.previous_version, "reason": move.reason},
+            *_version_ref(move.name, move.version),
+            {
+                "alias": move.alias,
+                "previous_version": move.previous_version,
+                "reason": move.reason,
+                **(details or {}),
+            },
         )
-        return move
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        *,
+        reason: str = "",
+        expected_current: int | str | None = ANY_VERSION,
+    ) -> AliasMove | PromotionRequest:
+        """Move ``alias`` to ``version``, or, when the alias's policy needs approval, open a
+        promotion request (returned, PENDING) that :meth:`approve` completes.
+
+        The policy's checks run first: a version that fails one is refused
+        (PermissionDenied naming the check and the observed value). With
+        ``expected_current`` (the version the caller saw the alias on, or None for unset)
+        the move is a compare-and-set: if another promotion moved the alias in between, this
+        one raises Conflict and changes nothing, so the history stays linear. A request
+        carries the same expectation to the moment it is approved."""
+        name, alias, number = check_model_name(name), check_alias(alias), check_version(version)
+        reason = optional_text(reason, "reason")
+        policy = self.policy_for(name, alias)
+        if policy is None:
+            return self._move(name, number, alias, reason=reason, expected_current=expected_current)
+        found = self.store.get_model_version(name, number)  # NotFound before any check
+        checks = evaluate_checks(
+            policy,
+            lambda evaluation: (
+                self.facts.metrics(found.run_id, name, number, evaluation) if self.facts else {}
+            ),
+            name,
+            number,
+        )
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise PermissionDenied(
+                f"promotion of {name}/{number} to {alias!r} refused by policy: "
+                + "; ".join(f"{c.check} failed ({c.detail})" for c in failed)
+            )
+        if not policy.needs_approval:
+            return self._move(
+                name,
+                number,
+                alias,
+                reason=reason,
+                expected_current=expected_current,
+                details={"checks": [c.__dict__ for c in checks]},
+            )
+        if expected_current != ANY_VERSION:
+            current = self.store.get_registered_model(name).aliases.get(alias)
+            wanted = None if expected_current is None else check_version(expected_current)
+            if current != wanted:
+                raise Conflict(
+                    f"alias {alias!r} of {name!r} points at "
+                    f"{'nothing' if current is None else f'version {current}'}, not "
+                    f"{'nothing' if wanted is None else f'version {wanted}'}; look again"
+                )
+        for pending in self.store.list_promotion_requests(
+            name, version=number, state=PromotionState.PENDING
+        ):
+            if pending.alias == alias:
+                raise Conflict(
+                    f"promotion request {pending.request_id} already asks to move {alias!r} of "
+                    f"{name!r} to version {number}; approve or reject it"
+                )
+        request = self.store.create_promotion_request(
+            name,
+            number,
+            alias,
+            requested_by=self.actor,
+            reason=reason,
+            required_approvals=policy.approvals,
+            approver_role=policy.approver_role,
+            checks=checks,
+        )
+        self.events.record(
+            None,
+            "promotion.requested",
+            *_version_ref(name, number),
+            {
+                "request_id": request.request_id,
+                "alias": alias,
+                "reason": reason,
+                "required_approvals": policy.approvals,
+                "expected_version": request.expected_version,
+            },
+        )
+        return request
+
+    def approve(self, request_id: int | str, *, comment: str = "") -> PromotionRequest:
+        """Approve a pending request. The approval that reaches the policy's count moves the
+        alias (state APPLIED) in the same transaction. If the alias moved elsewhere since
+        the request was made, the request turns STALE and this raises Conflict: approving a
+        stale picture must never silently undo someone else's promotion."""
+        return self._decide(request_id, approved=True, comment=comment)
+
+    def reject(self, request_id: int | str, *, comment: str = "") -> PromotionRequest:
+        """Refuse a pending request (approvers; the requester may withdraw their own)."""
+        return self._decide(request_id, approved=False, comment=comment)
+
+    def _decide(self, request_id: int | str, *, approved: bool, comment: str) -> PromotionRequest:
+        number = _request_id(request_id)
+        comment = optional_text(comment, "comment")
+        request = self.store.get_promotion_request(number)
+        policy = self.policy_for(request.name, request.alias)
+        own = request.requested_by == self.actor
+        withdrawing = own and not approved
+        if own and approved and not (policy and policy.allow_self_approval):
+            raise PermissionDenied(
+                f"{self.actor} requested promotion {number} and cannot approve it; another "
+                "approver must"
+            )
+        if not withdrawing and self.role_of is not None:
+            have = self.role_of(request.name)
+            if have is None or Role.parse(have) < Role.parse(request.approver_role):
+                raise PermissionDenied(
+                    f"approving promotions of {request.name!r} to {request.alias!r} needs the "
+                    f"{request.approver_role} role; {self.actor} has "
+                    f"{have or 'no role'}"
+                )
+        approvers = [d.actor for d in request.decisions if d.approved]
+        approvers.append(self.actor)
+        decided, move = self.store.decide_promotion(
+            number,
+            actor=self.actor,
+            approved=approved,
+            comment=comment,
+            move_reason=(
+                f"promotion request {number} by {request.requested_by}"
+                + (f": {request.reason}" if request.reason else "")
+                + f" (approved by {', '.join(approvers)})"
+            ),
+        )
+        target = _version_ref(decided.name, decided.version)
+        self.events.record(
+            None,
+            "promotion.approved" if approved else "promotion.rejected",
+            *target,
+            {
+                "request_id": number,
+                "alias": decided.alias,
+                "comment": comment,
+                "state": str(decided.state),
+            },
+        )
+        if move is not None:
+            self._record_move(move, {"request_id": number})
+        if decided.state == PromotionState.STALE:
+            current = self.store.get_registered_model(decided.name).aliases.get(decided.alias)
+            raise Conflict(
+                f"promotion request {number} is stale: alias {decided.alias!r} of "
+                f"{decided.name!r} was at {_at(decided.expected_version)} when requested and "
+                f"is at {_at(current)} now; request again"
+            )
+        return decided
+
+    def get_promotion_request(self, request_id: int | str) -> PromotionRequest:
+        return self.store.get_promotion_request(_request_id(request_id))
+
+    def list_promotion_requests(
+        self,
+        name: str | None = None,
+        *,
+        version: int | str | None = None,
+        state: str | None = None,
+    ) -> list[PromotionRequest]:
+        """Requests, oldest first, optionally of one model / version / state."""
+        if state is not None and state.upper() not in set(PromotionState):
+            raise InvalidInput(f"state must be one of {', '.join(PromotionState)}, got {state!r}")
+        return self.store.list_promotion_requests(
+            check_model_name(name) if name is not None else None,
+            version=check_version(version) if version is not None else None,
+            state=state.upper() if state is not None else None,
+        )
+
+    # -- promotion policies --------------------------------------------------------------------
+    def set_promotion_policy(
+        self, name: str, policy: PromotionPolicy | Mapping[str, Any]
+    ) -> PromotionPolicy:
+        """Store the policy for ``policy.alias`` of ``name`` (replacing one set before; a
+        policy in ``loopline.toml`` for the same alias is overridden)."""
+        name = check_model_name(name)
+        data = policy.to_dict() if isinstance(policy, PromotionPolicy) else dict(policy)
+        data["model"] = name
+        parsed = parse_policy(data)
+        check_alias(parsed.alias)
+        text = json.dumps(parsed.to_dict())
+        self.store.set_promotion_policy(name, parsed.alias, text, self.actor)
+        self.events.record(
+            None, "registered_model.policy_set", "registered_model", name, parsed.to_dict()
+        )
+        return parsed
+
+    def delete_promotion_policy(self, name: str, alias: str) -> None:
+        name, alias = check_model_name(name), check_alias(alias)
+        self.store.delete_promotion_policy(name, alias)
+        self.events.record(
+            None, "registered_model.policy_deleted", "registered_model", name, {"alias": alias}
+        )
+
+    def _stored_policies(self, name: str) -> list[PromotionPolicy]:
+        return [
+            parse_policy(json.loads(text), f"stored policy for {name}/{alias}")
+            for alias, text in self.store.promotion_policies(name).items()
+        ]
+
+    def promotion_policies(self, name: str) -> list[PromotionPolicy]:
+        """Every policy in force for ``name``: stored ones, then configured ones for aliases
+        no stored policy covers (the exact model before ``*``)."""
+        name = check_model_name(name)
+        stored = self._stored_policies(name)
+        aliases = dict.fromkeys([p.alias for p in stored] + [p.alias for p in self.policies])
+        found = [pick_policy(stored, self.policies, name, alias) for alias in aliases]
+        return [p for p in found if p is not None]
+
+    def policy_for(self, name: str, alias: str) -> PromotionPolicy | None:
+        """The policy governing ``alias`` of ``name``, if any."""
+        stored = self._stored_policies(name)
+        return pick_policy(stored, self.policies, name, alias)
 
     def rollback(self, name: str, alias: str, *, reason: str = "") -> AliasMove:
-        """Move ``alias`` back to the version it pointed at before its last move."""
+        """Move ``alias`` back to the version it pointed at before its last move. A rollback
+        needs no approval (it restores a version that was approved before) but is recorded
+        like every move."""
         name, alias = check_model_name(name), check_alias(alias)
         history = self.store.alias_history(name, alias)
         if not history or history[-1].version is None:
@@ -369,12 +708,13 @@ class RegistryService:
                 f"alias {alias!r} of {name!r} pointed at nothing before version "
                 f"{last.version}; delete the alias instead"
             )
-        return self.promote(
+        return self._move(
             name,
             last.previous_version,
             alias,
             reason=reason or f"rollback from version {last.version}",
             expected_current=last.version,
+            details={"rollback": True},
         )
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:

@@ -8,9 +8,16 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from loopline.registry.entities import AliasMove, LoggedModel, ModelVersion, RegisteredModel
+from loopline.registry.entities import (
+    AliasMove,
+    CheckResult,
+    LoggedModel,
+    ModelVersion,
+    PromotionRequest,
+    RegisteredModel,
+)
 from loopline.tracking.search_filter import Compare, OrderKey
 from loopline.tracking.store import ArtifactRow
 
@@ -41,6 +48,8 @@ class NewModelVersion:
     description: str = ""
     user_id: str = ""
     tags: Mapping[str, str] | None = None
+    version_label: str = ""
+    provenance: Mapping[str, Any] | None = None
     files_digest: str | None = None
     """Manifest digest of the version's files; with ``file_digests``, referenced (kept from
     garbage collection) for as long as the version exists."""
@@ -160,6 +169,63 @@ class RegistryStore(abc.ABC):
     @abc.abstractmethod
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """NotFound if the alias is not set."""
+
+    # -- promotion policies and requests -----------------------------------------------------
+    @abc.abstractmethod
+    def set_promotion_policy(self, name: str, alias: str, policy: str, actor: str) -> None:
+        """Store (replace) the policy, as JSON text, for ``alias`` of ``name``."""
+
+    @abc.abstractmethod
+    def delete_promotion_policy(self, name: str, alias: str) -> None:
+        """A missing policy is a no-op; NotFound for an unknown model."""
+
+    @abc.abstractmethod
+    def promotion_policies(self, name: str) -> dict[str, str]:
+        """alias -> policy JSON, for the policies stored for ``name``."""
+
+    @abc.abstractmethod
+    def create_promotion_request(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        requested_by: str,
+        reason: str,
+        required_approvals: int,
+        approver_role: str,
+        checks: Sequence[CheckResult],
+    ) -> PromotionRequest:
+        """A PENDING request that remembers where the alias points now (its compare-and-set
+        expectation). NotFound if the version does not exist."""
+
+    @abc.abstractmethod
+    def get_promotion_request(self, request_id: int) -> PromotionRequest: ...
+
+    @abc.abstractmethod
+    def list_promotion_requests(
+        self,
+        name: str | None = None,
+        *,
+        version: int | None = None,
+        state: str | None = None,
+    ) -> list[PromotionRequest]:
+        """Oldest first."""
+
+    @abc.abstractmethod
+    def decide_promotion(
+        self,
+        request_id: int,
+        *,
+        actor: str,
+        approved: bool,
+        comment: str,
+        move_reason: str,
+    ) -> tuple[PromotionRequest, AliasMove | None]:
+        """Record ``actor``'s decision, in one transaction with its consequence: a rejection
+        ends the request; the approval that reaches ``required_approvals`` moves the alias
+        (APPLIED), unless the alias left the expected version meanwhile (STALE, no move).
+        Conflict if the request is not pending or ``actor`` already decided."""
 
     # -- logged models -----------------------------------------------------------------------
     @abc.abstractmethod

@@ -9,6 +9,7 @@ via ``PRAGMA foreign_keys``) remove versions, tags and aliases with what owns th
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -28,10 +29,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.registry.entities import (
     AliasMove,
+    CheckResult,
     LoggedModel,
     ModelVersion,
     ModelVersionStage,
     ModelVersionStatus,
+    PromotionDecision,
+    PromotionRequest,
+    PromotionState,
     RegisteredModel,
 )
 from loopline.registry.store import ANY_VERSION, NewModelVersion, Page, RegistryStore
@@ -48,6 +53,9 @@ from loopline.store.tables import (
     model_artifacts,
     model_version_tags,
     model_versions,
+    promotion_decisions,
+    promotion_policies,
+    promotion_requests,
     registered_model_aliases,
     registered_model_tags,
     registered_models,
@@ -122,6 +130,8 @@ def _version_row(row: Any, tags: dict[str, str], aliases: list[str]) -> ModelVer
         tags=tags,
         aliases=aliases,
         files_digest=row.files_digest,
+        version_label=row.version_label or "",
+        provenance=json.loads(row.provenance) if row.provenance else {},
     )
 
 
@@ -405,6 +415,8 @@ class SqlRegistryStore(RegistryStore):
                             creation_timestamp=stamp,
                             last_updated_timestamp=stamp,
                             files_digest=new.files_digest,
+                            version_label=new.version_label,
+                            provenance=json.dumps(new.provenance) if new.provenance else None,
                         )
                     )
                     if new.files_digest:
@@ -578,6 +590,40 @@ class SqlRegistryStore(RegistryStore):
             ).scalar_one()
         )
 
+    def _move_alias(
+        self,
+        conn: Connection,
+        pk: int,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | str | None,
+        actor: str,
+        reason: str,
+        stamp: int,
+    ) -> AliasMove:
+        """Point the alias at ``version`` and append the move to its history; the caller holds
+        the model row's lock. Conflict (nothing changed) if ``expected`` no longer holds."""
+        previous = self._alias_target(conn, pk, alias)
+        if expected != ANY_VERSION and previous != expected:
+            raise Conflict(
+                f"alias {alias!r} of {name!r} points at "
+                f"{'nothing' if previous is None else f'version {previous}'}, not "
+                f"{'nothing' if expected is None else f'version {expected}'}: it moved "
+                "since this promotion was prepared; look again and retry"
+            )
+        stmt = self.db.insert(registered_model_aliases).values(
+            registered_model_id=pk, alias=alias, version=version
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["registered_model_id", "alias"], set_={"version": version}
+            )
+        )
+        seq = self._record_move(conn, pk, alias, version, previous, actor, reason, stamp)
+        self._touch(conn, pk, stamp)
+        return AliasMove(name, alias, version, previous, actor or "unknown", reason, stamp, seq)
+
     def set_alias(
         self,
         name: str,
@@ -591,27 +637,9 @@ class SqlRegistryStore(RegistryStore):
         stamp = now_ms()
         with self.db.write() as conn:
             # Locks the model row (PostgreSQL; SQLite's writer lock already serialises), so
-            # the check below and the move are one step for concurrent promoters.
+            # the check and the move are one step for concurrent promoters.
             pk = self._version_exists(conn, name, version)
-            previous = self._alias_target(conn, pk, alias)
-            if expected != ANY_VERSION and previous != expected:
-                raise Conflict(
-                    f"alias {alias!r} of {name!r} points at "
-                    f"{'nothing' if previous is None else f'version {previous}'}, not "
-                    f"{'nothing' if expected is None else f'version {expected}'}: it moved "
-                    "since this promotion was prepared; look again and retry"
-                )
-            stmt = self.db.insert(registered_model_aliases).values(
-                registered_model_id=pk, alias=alias, version=version
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["registered_model_id", "alias"], set_={"version": version}
-                )
-            )
-            seq = self._record_move(conn, pk, alias, version, previous, actor, reason, stamp)
-            self._touch(conn, pk, stamp)
-        return AliasMove(name, alias, version, previous, actor or "unknown", reason, stamp, seq)
+            return self._move_alias(conn, pk, name, alias, version, expected, actor, reason, stamp)
 
     def delete_alias(self, name: str, alias: str, *, actor: str = "", reason: str = "") -> None:
         a = registered_model_aliases.c
@@ -654,6 +682,211 @@ class SqlRegistryStore(RegistryStore):
             if version is None:
                 raise NotFound(f"registered model {name!r} has no alias {alias!r}")
             return self._version(conn, name, version)
+
+    # -- promotion policies and requests -----------------------------------------------------
+    def set_promotion_policy(self, name: str, alias: str, policy: str, actor: str) -> None:
+        stamp = now_ms()
+        with self.db.write() as conn:
+            pk = self._model_id(conn, name, lock=True)
+            stmt = self.db.insert(promotion_policies).values(
+                registered_model_id=pk,
+                alias=alias,
+                policy=policy,
+                updated_by=actor,
+                updated_ms=stamp,
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["registered_model_id", "alias"],
+                    set_={"policy": policy, "updated_by": actor, "updated_ms": stamp},
+                )
+            )
+
+    def delete_promotion_policy(self, name: str, alias: str) -> None:
+        p = promotion_policies.c
+        with self.db.write() as conn:
+            pk = self._model_id(conn, name, lock=True)
+            conn.execute(
+                delete(promotion_policies).where(p.registered_model_id == pk, p.alias == alias)
+            )
+
+    def promotion_policies(self, name: str) -> dict[str, str]:
+        p = promotion_policies.c
+        with self.db.read() as conn:
+            pk = self._model_id(conn, name)
+            rows = conn.execute(
+                select(p.alias, p.policy).where(p.registered_model_id == pk).order_by(p.alias)
+            ).all()
+        return {r.alias: r.policy for r in rows}
+
+    def _requests(self, conn: Connection, rows: Sequence[Any]) -> list[PromotionRequest]:
+        d = promotion_decisions.c
+        decisions: dict[int, list[PromotionDecision]] = defaultdict(list)
+        ids = [r.id for r in rows]
+        for chunk in _chunks(ids):
+            for row in conn.execute(
+                select(promotion_decisions)
+                .where(d.request_id.in_(chunk))
+                .order_by(d.time_ms, d.actor)
+            ):
+                decisions[row.request_id].append(
+                    PromotionDecision(row.actor, bool(row.approved), row.comment, row.time_ms)
+                )
+        return [
+            PromotionRequest(
+                request_id=r.id,
+                name=r.name,
+                version=r.version,
+                alias=r.alias,
+                state=r.state,
+                requested_by=r.requested_by,
+                reason=r.reason,
+                expected_version=r.expected_version,
+                required_approvals=r.required_approvals,
+                approver_role=r.approver_role,
+                created_ms=r.created_ms,
+                updated_ms=r.updated_ms,
+                checks=[CheckResult(**c) for c in json.loads(r.checks)],
+                decisions=decisions.get(r.id, []),
+            )
+            for r in rows
+        ]
+
+    def _request_query(self) -> Any:
+        pr = promotion_requests.c
+        return select(rm.name, *promotion_requests.c).join_from(
+            promotion_requests, registered_models, rm.id == pr.registered_model_id
+        )
+
+    def _request(self, conn: Connection, request_id: int) -> PromotionRequest:
+        row = conn.execute(
+            self._request_query().where(promotion_requests.c.id == request_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"promotion request {request_id} not found")
+        return self._requests(conn, [row])[0]
+
+    def create_promotion_request(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        requested_by: str,
+        reason: str,
+        required_approvals: int,
+        approver_role: str,
+        checks: Sequence[CheckResult],
+    ) -> PromotionRequest:
+        stamp = now_ms()
+        with self.db.write() as conn:
+            pk = self._version_exists(conn, name, version)
+            request_id = conn.execute(
+                promotion_requests.insert()
+                .values(
+                    registered_model_id=pk,
+                    version=version,
+                    alias=alias,
+                    state=PromotionState.PENDING,
+                    requested_by=requested_by or "unknown",
+                    reason=reason,
+                    expected_version=self._alias_target(conn, pk, alias),
+                    required_approvals=required_approvals,
+                    approver_role=approver_role,
+                    checks=json.dumps([c.__dict__ for c in checks]),
+                    created_ms=stamp,
+                    updated_ms=stamp,
+                )
+                .returning(promotion_requests.c.id)
+            ).scalar_one()
+            return self._request(conn, int(request_id))
+
+    def get_promotion_request(self, request_id: int) -> PromotionRequest:
+        with self.db.read() as conn:
+            return self._request(conn, request_id)
+
+    def list_promotion_requests(
+        self,
+        name: str | None = None,
+        *,
+        version: int | None = None,
+        state: str | None = None,
+    ) -> list[PromotionRequest]:
+        pr = promotion_requests.c
+        query = self._request_query()
+        with self.db.read() as conn:
+            if name is not None:
+                query = query.where(pr.registered_model_id == self._model_id(conn, name))
+            if version is not None:
+                query = query.where(pr.version == version)
+            if state is not None:
+                query = query.where(pr.state == state)
+            rows = conn.execute(query.order_by(pr.id)).all()
+            return self._requests(conn, rows)
+
+    def decide_promotion(
+        self,
+        request_id: int,
+        *,
+        actor: str,
+        approved: bool,
+        comment: str,
+        move_reason: str,
+    ) -> tuple[PromotionRequest, AliasMove | None]:
+        pr = promotion_requests.c
+        stamp = now_ms()
+        with self.db.write() as conn:
+            found = conn.execute(
+                select(pr.registered_model_id).where(pr.id == request_id)
+            ).scalar_one_or_none()
+            if found is None:
+                raise NotFound(f"promotion request {request_id} not found")
+            # The model row's lock orders deciders and promoters of this model alike.
+            name = conn.execute(select(rm.name).where(rm.id == found)).scalar_one()
+            pk = self._model_id(conn, name, lock=True)
+            request = self._request(conn, request_id)
+            if request.state != PromotionState.PENDING:
+                raise Conflict(
+                    f"promotion request {request_id} is {request.state}, no longer pending"
+                )
+            if any(x.actor == actor for x in request.decisions):
+                raise Conflict(f"{actor} already decided on promotion request {request_id}")
+            conn.execute(
+                promotion_decisions.insert().values(
+                    request_id=request_id,
+                    actor=actor,
+                    approved=approved,
+                    comment=comment,
+                    time_ms=stamp,
+                )
+            )
+            state, move = PromotionState.PENDING, None
+            approvals = request.approvals + (1 if approved else 0)
+            if not approved:
+                state = PromotionState.REJECTED
+            elif approvals >= request.required_approvals:
+                current = self._alias_target(conn, pk, request.alias)
+                if current != request.expected_version:
+                    state = PromotionState.STALE
+                else:
+                    move = self._move_alias(
+                        conn,
+                        pk,
+                        name,
+                        request.alias,
+                        request.version,
+                        request.expected_version,
+                        actor,
+                        move_reason,
+                        stamp,
+                    )
+                    state = PromotionState.APPLIED
+            conn.execute(
+                update(promotion_requests)
+                .where(pr.id == request_id)
+                .values(state=state, updated_ms=stamp)
+            )
+            return self._request(conn, request_id), move
 
     # -- logged models -----------------------------------------------------------------------
     def create_logged_model(self, model: LoggedModel) -> None:

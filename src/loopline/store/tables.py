@@ -42,6 +42,9 @@ __all__ = [
     "model_version_tags",
     "model_versions",
     "params",
+    "promotion_decisions",
+    "promotion_policies",
+    "promotion_requests",
     "registered_model_aliases",
     "registered_model_tags",
     "registered_models",
@@ -325,6 +328,9 @@ model_versions = Table(
     Column("last_updated_timestamp", BigInteger, nullable=False),
     # Migration 0007: the manifest of the version's files when it was registered.
     Column("files_digest", String(64), nullable=True),
+    # Migration 0009: the semantic label and what the version came from (JSON).
+    Column("version_label", String(32), nullable=False, server_default=""),
+    Column("provenance", Text, nullable=True),
     Index(None, "run_id"),
     Index(None, "model_id"),
 )
@@ -377,6 +383,53 @@ alias_history = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("time_ms", BigInteger, nullable=False),
     Index(None, "registered_model_id", "alias", "id"),
+)
+
+# Migration 0009: promotion policies set through the API (loopline.toml holds the others),
+# promotion requests waiting for approval, and each approver's decision (one per actor).
+promotion_policies = Table(
+    "promotion_policies",
+    metadata,
+    Column("registered_model_id", BigId, _registered_model_fk(), primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("policy", Text, nullable=False),
+    Column("updated_by", String(256), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+promotion_requests = Table(
+    "promotion_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("registered_model_id", BigId, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_by", String(256), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("expected_version", Integer, nullable=True),
+    Column("required_approvals", Integer, nullable=False),
+    Column("approver_role", String(16), nullable=False),
+    Column("checks", Text, nullable=False, server_default="[]"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    _model_version_fk(),
+    Index(None, "registered_model_id", "state"),
+)
+
+promotion_decisions = Table(
+    "promotion_decisions",
+    metadata,
+    Column(
+        "request_id",
+        BigId,
+        ForeignKey("promotion_requests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("actor", String(256), primary_key=True),
+    Column("approved", Boolean, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("time_ms", BigInteger, nullable=False),
 )
 
 # MLflow 3 logged models: what log_model creates (PENDING) before uploading its files.
