@@ -18,8 +18,22 @@ from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import ConfigError
-from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
-from loopline.registry.validation import check_alias, check_model_name, check_version
+from loopline.registry.entities import (
+    AliasMove,
+    CheckResult,
+    ModelVersion,
+    PromotionDecision,
+    PromotionRequest,
+    RegisteredModel,
+)
+from loopline.registry.policy import PromotionPolicy, parse_policy
+from loopline.registry.validation import (
+    check_alias,
+    check_model_name,
+    check_request_id,
+    check_version,
+)
+from loopline.registry.versioning import check_label
 
 __all__ = ["RemoteRegistryService"]
 
@@ -30,6 +44,16 @@ def _q(value: str) -> str:
 
 def version_from(d: dict[str, Any]) -> ModelVersion:
     return ModelVersion(**d)
+
+
+def request_from(d: dict[str, Any]) -> PromotionRequest:
+    return PromotionRequest(
+        **{
+            **d,
+            "checks": [CheckResult(**c) for c in d.get("checks", [])],
+            "decisions": [PromotionDecision(**x) for x in d.get("decisions", [])],
+        }
+    )
 
 
 def model_from(d: dict[str, Any]) -> RegisteredModel:
@@ -114,8 +138,10 @@ class RemoteRegistryService:
         description: str | None = None,
         model_id: str | None = None,
         user_id: str | None = None,
+        version_label: str | None = None,
     ) -> ModelVersion:
         body = {
+            "version_label": check_label(version_label) if version_label is not None else None,
             "source": source,
             "run_id": run_id,
             "tags": _tags(tags),
@@ -196,7 +222,7 @@ class RemoteRegistryService:
         *,
         reason: str = "",
         expected_current: int | str | None = "any",
-    ) -> AliasMove:
+    ) -> AliasMove | PromotionRequest:
         body = {
             "version": check_version(version),
             "reason": reason,
@@ -205,7 +231,55 @@ class RemoteRegistryService:
             else check_version(expected_current),  # type: ignore[arg-type]
         }
         url = f"{_model_path(name)}/aliases/{_q(check_alias(alias))}/promote"
-        return AliasMove(**self.http.call("POST", url, body))
+        answer = self.http.call("POST", url, body)
+        if answer["applied"]:
+            return AliasMove(**answer["move"])
+        return request_from(answer["request"])
+
+    def approve(self, request_id: int | str, *, comment: str = "") -> PromotionRequest:
+        url = f"/api/v1/promotion-requests/{check_request_id(request_id)}/approve"
+        return request_from(self.http.call("POST", url, {"comment": comment}))
+
+    def reject(self, request_id: int | str, *, comment: str = "") -> PromotionRequest:
+        url = f"/api/v1/promotion-requests/{check_request_id(request_id)}/reject"
+        return request_from(self.http.call("POST", url, {"comment": comment}))
+
+    def get_promotion_request(self, request_id: int | str) -> PromotionRequest:
+        url = f"/api/v1/promotion-requests/{check_request_id(request_id)}"
+        return request_from(self.http.call("GET", url))
+
+    def list_promotion_requests(
+        self,
+        name: str | None = None,
+        *,
+        version: int | str | None = None,
+        state: str | None = None,
+    ) -> list[PromotionRequest]:
+        params = {
+            "name": check_model_name(name) if name is not None else None,
+            "version": check_version(version) if version is not None else None,
+            "state": state,
+        }
+        answer = self.http.call("GET", "/api/v1/promotion-requests", params=params)
+        return [request_from(r) for r in answer["requests"]]
+
+    def set_promotion_policy(
+        self, name: str, policy: PromotionPolicy | Mapping[str, Any]
+    ) -> PromotionPolicy:
+        data = policy.to_dict() if isinstance(policy, PromotionPolicy) else dict(policy)
+        parsed = parse_policy({**data, "model": check_model_name(name)})
+        url = f"{_model_path(name)}/policies/{_q(check_alias(parsed.alias))}"
+        return parse_policy(self.http.call("PUT", url, parsed.to_dict()))
+
+    def delete_promotion_policy(self, name: str, alias: str) -> None:
+        self.http.call("DELETE", f"{_model_path(name)}/policies/{_q(check_alias(alias))}")
+
+    def promotion_policies(self, name: str) -> list[PromotionPolicy]:
+        answer = self.http.call("GET", f"{_model_path(name)}/policies")
+        return [parse_policy(p) for p in answer["policies"]]
+
+    def policy_for(self, name: str, alias: str) -> PromotionPolicy | None:
+        return next((p for p in self.promotion_policies(name) if p.alias == alias), None)
 
     def rollback(self, name: str, alias: str, *, reason: str = "") -> AliasMove:
         url = f"{_model_path(name)}/aliases/{_q(check_alias(alias))}/rollback"

@@ -107,23 +107,27 @@ class ServerState:
                 self._services[actor] = service
             return service
 
-    def registry_for(self, actor: str) -> RegistryService:
-        """The registry service acting as ``actor``."""
+    def registry_for(self, actor: str, principal: Principal | None = None) -> RegistryService:
+        """The registry service acting as ``actor``; with auth on, approvals check the
+        ``principal``'s role on each model."""
+        key = f"{actor}\x00{principal.is_admin if principal else '-'}"
         with self._lock:
-            service = self._registries.get(actor)
+            service = self._registries.get(key)
             if service is None:
-                base = self.workspace.registry
-                service = RegistryService(
-                    base.store,
-                    base.blobs,
-                    EventLog(self.workspace.store, actor),
-                    base.lineage,
-                    actor,
-                    files_of=base.files_of,
+                role_of = None
+                if principal is not None:
+                    access = self.access
+
+                    def role_of(name: str, who: Principal = principal) -> str | None:
+                        role = access.role_on(who, "registered_model", name)
+                        return str(role) if role is not None else None
+
+                service = self.workspace.registry.acting_as(
+                    actor, EventLog(self.workspace.store, actor), role_of
                 )
                 if len(self._registries) > 1000:
                     self._registries.clear()
-                self._registries[actor] = service
+                self._registries[key] = service
             return service
 
     def experiment_of_run(self, run_id: str) -> str:
@@ -214,7 +218,7 @@ class RequestContext:
 
     @property
     def registry(self) -> RegistryService:
-        return self.state.registry_for(self.actor)
+        return self.state.registry_for(self.actor, self.principal)
 
     @property
     def workspace(self) -> Workspace:

@@ -10,12 +10,13 @@ editor, renaming and deleting admin. The remote client
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from loopline.access import Role
-from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, ModelVersion, PromotionRequest, RegisteredModel
+from loopline.registry.policy import PromotionPolicy
 from loopline.registry.validation import MAX_VERSION
 from loopline.server.context import RequestContext, page_size, request_context
 from loopline.server.schemas import (
@@ -23,10 +24,14 @@ from loopline.server.schemas import (
     AliasHistoryOut,
     CreateModelVersionBody,
     CreateRegisteredModelBody,
+    DecisionBody,
     DescriptionBody,
     ModelVersionsPage,
     NewNameBody,
+    PoliciesOut,
     PromoteBody,
+    PromotionOut,
+    PromotionRequestsOut,
     RegisteredModelsPage,
     RollbackBody,
     StageBody,
@@ -145,19 +150,23 @@ def delete_alias(name: str, alias: str, ctx: Ctx, reason: str = "") -> dict[str,
 
 @router.post(
     f"{_MODELS}/aliases/{{alias}}/promote",
-    response_model=AliasMove,
+    response_model=PromotionOut,
     responses={**_ERRORS, 409: {"description": "The alias moved since expected_current"}},
 )
-def promote(name: str, alias: str, body: PromoteBody, ctx: Ctx) -> AliasMove:
-    """Move ``alias`` to ``version`` as a recorded promotion; with ``expected_current`` a
-    compare-and-set (409 if another promotion moved it first)."""
-    return ctx.registry.promote(
+def promote(name: str, alias: str, body: PromoteBody, ctx: Ctx) -> PromotionOut:
+    """Move ``alias`` to ``version`` as a recorded promotion, or open a promotion request when
+    the alias's policy needs approval (403 if a policy check fails); with
+    ``expected_current`` a compare-and-set (409 if another promotion moved it first)."""
+    done = ctx.registry.promote(
         _model(ctx, name, Role.EDITOR),
         body.version,
         alias,
         reason=body.reason,
         expected_current=body.expected_current,
     )
+    if isinstance(done, AliasMove):
+        return PromotionOut(applied=True, move=done)
+    return PromotionOut(applied=False, request=done)
 
 
 @router.post(f"{_MODELS}/aliases/{{alias}}/rollback", response_model=AliasMove, responses=_ERRORS)
@@ -194,6 +203,7 @@ def create_model_version(name: str, body: CreateModelVersionBody, ctx: Ctx) -> M
         description=body.description,
         model_id=body.model_id,
         user_id=body.user_id if ctx.principal is None else ctx.principal.name,
+        version_label=body.version_label,
     )
 
 
@@ -259,3 +269,79 @@ def set_model_version_tag(
 def delete_model_version_tag(name: str, version: Version, key: str, ctx: Ctx) -> dict[str, str]:
     ctx.registry.delete_model_version_tag(_model(ctx, name, Role.EDITOR), version, key)
     return {"deleted": key}
+
+
+# -- promotion policies and requests --------------------------------------------------------------
+@router.get(f"{_MODELS}/policies", response_model=PoliciesOut, responses=_ERRORS)
+def promotion_policies(name: str, ctx: Ctx) -> PoliciesOut:
+    """Every promotion policy in force for the model (set here or in ``loopline.toml``)."""
+    return PoliciesOut(policies=ctx.registry.promotion_policies(_model(ctx, name, Role.READER)))
+
+
+@router.put(f"{_MODELS}/policies/{{alias}}", response_model=PromotionPolicy, responses=_ERRORS)
+def set_promotion_policy(name: str, alias: str, body: dict[str, Any], ctx: Ctx) -> PromotionPolicy:
+    """Set the policy for ``alias`` (admins of the model): ``approvals``, ``approver_role``,
+    ``allow_self_approval``, ``checks``."""
+    return ctx.registry.set_promotion_policy(
+        _model(ctx, name, Role.ADMIN), {**body, "alias": alias}
+    )
+
+
+@router.delete(f"{_MODELS}/policies/{{alias}}", responses=_ERRORS)
+def delete_promotion_policy(name: str, alias: str, ctx: Ctx) -> dict[str, str]:
+    ctx.registry.delete_promotion_policy(_model(ctx, name, Role.ADMIN), alias)
+    return {"deleted": alias}
+
+
+@router.get("/promotion-requests", response_model=PromotionRequestsOut, responses=_ERRORS)
+def list_promotion_requests(
+    ctx: Ctx,
+    name: str | None = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    state: str | None = None,
+) -> PromotionRequestsOut:
+    """Requests oldest first, of one model (``name``) or of every model the caller can read."""
+    if name is not None:
+        _model(ctx, name, Role.READER)
+    found = ctx.registry.list_promotion_requests(name, version=version, state=state)
+    allowed = ctx.readable("registered_model")
+    if allowed is not None:
+        found = [r for r in found if r.name in allowed]
+    return PromotionRequestsOut(requests=found)
+
+
+def _request(ctx: RequestContext, request_id: int) -> PromotionRequest:
+    found = ctx.registry.get_promotion_request(request_id)
+    _model(ctx, found.name, Role.READER)
+    return found
+
+
+_REQUEST = "/promotion-requests/{request_id}"
+RequestId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the request number")]
+
+
+@router.get(_REQUEST, response_model=PromotionRequest, responses=_ERRORS)
+def get_promotion_request(request_id: RequestId, ctx: Ctx) -> PromotionRequest:
+    return _request(ctx, request_id)
+
+
+@router.post(
+    f"{_REQUEST}/approve",
+    response_model=PromotionRequest,
+    responses={**_ERRORS, 409: {"description": "Not pending, decided already, or stale"}},
+)
+def approve_promotion(request_id: RequestId, body: DecisionBody, ctx: Ctx) -> PromotionRequest:
+    """Approve; the approval that completes the policy moves the alias. The role the policy
+    names is checked by the registry (403 without it)."""
+    ctx.audit_object("registered_model", _request(ctx, request_id).name)
+    return ctx.registry.approve(request_id, comment=body.comment)
+
+
+@router.post(
+    f"{_REQUEST}/reject",
+    response_model=PromotionRequest,
+    responses={**_ERRORS, 409: {"description": "Not pending or decided already"}},
+)
+def reject_promotion(request_id: RequestId, body: DecisionBody, ctx: Ctx) -> PromotionRequest:
+    ctx.audit_object("registered_model", _request(ctx, request_id).name)
+    return ctx.registry.reject(request_id, comment=body.comment)

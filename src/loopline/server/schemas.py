@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from loopline.registry.entities import AliasMove, ModelVersion, RegisteredModel
+from loopline.registry.entities import AliasMove, ModelVersion, PromotionRequest, RegisteredModel
+from loopline.registry.policy import PromotionPolicy
 from loopline.tracking.entities import ArtifactInfo, Experiment, RunInfo, ViewType
 from loopline.tracking.store import ArtifactRow
 
@@ -27,6 +28,7 @@ __all__ = [
     "CreateModelVersionBody",
     "CreateRegisteredModelBody",
     "CreateRunBody",
+    "DecisionBody",
     "DescriptionBody",
     "ExperimentIdOut",
     "ExperimentsPage",
@@ -38,7 +40,10 @@ __all__ = [
     "ModelVersionsPage",
     "NameBody",
     "NewNameBody",
+    "PoliciesOut",
     "PromoteBody",
+    "PromotionOut",
+    "PromotionRequestsOut",
     "PurgeBody",
     "RegisteredModelsPage",
     "RollbackBody",
@@ -217,6 +222,9 @@ class CreateModelVersionBody(_Body):
     description: str | None = None
     model_id: str | None = None
     user_id: str | None = Field(default=None, max_length=256)
+    version_label: str | None = Field(
+        default=None, max_length=32, description="MAJOR.MINOR.PATCH; computed when omitted"
+    )
 
 
 class StageBody(_Body):
@@ -240,6 +248,27 @@ class PromoteBody(_Body):
 
 class RollbackBody(_Body):
     reason: str = Field(default="", max_length=8000)
+
+
+class PromotionOut(_Out):
+    """What a promotion did: ``applied`` with the alias ``move``, or a pending ``request``
+    waiting for approval (when the alias's policy asks for one)."""
+
+    applied: bool
+    move: AliasMove | None = None
+    request: PromotionRequest | None = None
+
+
+class DecisionBody(_Body):
+    comment: str = Field(default="", max_length=8000)
+
+
+class PromotionRequestsOut(_Out):
+    requests: list[PromotionRequest]
+
+
+class PoliciesOut(_Out):
+    policies: list[PromotionPolicy]
 
 
 class AliasHistoryOut(_Out):
