@@ -20,7 +20,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loopline.errors import InvalidInput
 from loopline.registry.entities import CheckResult
@@ -42,15 +49,13 @@ class MetricCheck(BaseModel):
     max: float | None = None
     evaluation: str | None = Field(default=None, min_length=1, max_length=250)
 
-    @field_validator("max")
-    @classmethod
-    def _some_bound(cls, value: float | None, info: Any) -> float | None:
-        if value is None and info.data.get("min") is None:
+    @model_validator(mode="after")
+    def _bounds(self) -> MetricCheck:
+        if self.min is None and self.max is None:
             raise ValueError("a check needs min, max or both")
-        low = info.data.get("min")
-        if value is not None and low is not None and low > value:
-            raise ValueError(f"min ({low}) is above max ({value})")
-        return value
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
 
     def describe(self) -> str:
         where = f" on evaluation {self.evaluation!r}" if self.evaluation else ""

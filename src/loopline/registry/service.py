@@ -46,6 +46,7 @@ from loopline.registry.validation import (
     check_alias,
     check_logged_model_id,
     check_model_name,
+    check_request_id,
     check_stage,
     check_version,
     optional_text,
@@ -78,14 +79,6 @@ def _page_size(max_results: Any, limit: int) -> int:
 
 def _tags(tags: Mapping[str, Any] | None, what: str) -> dict[str, str]:
     return {check_key(k, what): tag_value(k, v) for k, v in (tags or {}).items()}
-
-
-def _request_id(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"promotion request id must be a positive whole number, got {value!r}")
-    return value
 
 
 def _at(version: int | None) -> str:
@@ -575,7 +568,7 @@ class RegistryService:
         return self._decide(request_id, approved=False, comment=comment)
 
     def _decide(self, request_id: int | str, *, approved: bool, comment: str) -> PromotionRequest:
-        number = _request_id(request_id)
+        number = check_request_id(request_id)
         comment = optional_text(comment, "comment")
         request = self.store.get_promotion_request(number)
         policy = self.policy_for(request.name, request.alias)
@@ -631,7 +624,7 @@ class RegistryService:
         return decided
 
     def get_promotion_request(self, request_id: int | str) -> PromotionRequest:
-        return self.store.get_promotion_request(_request_id(request_id))
+        return self.store.get_promotion_request(check_request_id(request_id))
 
     def list_promotion_requests(
         self,

@@ -18,6 +18,7 @@ __all__ = [
     "check_alias",
     "check_logged_model_id",
     "check_model_name",
+    "check_request_id",
     "check_stage",
     "check_version",
     "optional_text",
@@ -110,4 +111,13 @@ def optional_text(value: Any, field: str, max_len: int = MAX_TEXT_LEN) -> str:
         raise InvalidInput(f"{field} is longer than {max_len} characters")
     if "\x00" in value:
         raise InvalidInput(f"{field} contains a NUL character")
+    return value
+
+
+def check_request_id(value: Any) -> int:
+    """A promotion request number as a URL or the CLI gives it (``"7"``) or Python (``7``)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise InvalidInput(f"promotion request id must be a positive whole number, got {value!r}")
     return value
