@@ -46,13 +46,13 @@ def _seed(home: Path) -> str:
             for _ in range(3):
                 with ll.start_run(capture=False):
                     infos.append(ll.models.log_model(model, "model", input_example=X[:2]))
+            ws.lineage.link(("dataset_version", "tx@1"), ("run", infos[0].run_id), "trained_on")
             ll.models.register(infos[0].model_uri, "fraud")
             ll.models.register(infos[1].model_uri, "fraud")
             ll.models.register(infos[2].model_uri, "churn")
             ll.models.set_alias("fraud", "champion", 1)
             ll.models.set_alias("fraud", "challenger", 2)
             ws.registry.update_registered_model("fraud", "card fraud scorer")
-            ws.lineage.link(("dataset_version", "tx@1"), ("run", infos[0].run_id), "trained_on")
     finally:
         ll.use_workspace(None)
         ws.close()
@@ -177,8 +177,10 @@ class TestDownloadAndLineage:
         result = models(home, "lineage", "fraud/1")
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines() == [
+            "model_version:fraud/1 (version label 1.0.0)",
             f"run:{first_run} --registered_as--> model_version:fraud/1",
             f"  dataset_version:tx@1 --trained_on--> run:{first_run}",
+            "dataset: dataset_version:tx@1",
         ]
 
     def test_lineage_json_is_one_edge_per_line(self, seeded):
@@ -196,6 +198,19 @@ class TestDownloadAndLineage:
                 "target": f"run:{first_run}",
                 "relation": "trained_on",
                 "depth": 2,
+            },
+            {
+                "provenance": {
+                    "run_id": first_run,
+                    "experiment_id": "0",
+                    "run_name": rows[-1]["provenance"]["run_name"],
+                    "git": {},
+                    "environment": {},
+                    "metrics": {},
+                    "params": {},
+                    "datasets": [{"ref": "dataset_version:tx@1", "name": "tx", "version": "1"}],
+                },
+                "version_label": "1.0.0",
             },
         ]
 
@@ -273,3 +288,96 @@ class TestPromotion:
         assert (unknown.returncode, nothing.returncode, missing.returncode) == (3, 2, 3)
         assert "registered model 'nope' not found" in unknown.stderr
         assert "nothing to roll back" in nothing.stderr
+
+
+class TestApprovals:
+    def test_a_policy_turns_promote_into_a_request_that_another_user_approves(self, fresh):
+        home, _ = fresh
+        policy = models(
+            home,
+            "policy",
+            "set",
+            "fraud",
+            "--alias",
+            "production",
+            "--approvals",
+            "1",
+            "--check",
+            "auc>=0.5",
+        )
+        assert policy.returncode == 0, policy.stderr
+        refused = models(home, "promote", "fraud", "1", "--alias", "production")
+        assert refused.returncode == 6
+        assert "auc >= 0.5 failed (auc was not logged" in refused.stderr
+        models(home, "policy", "set", "fraud", "--alias", "production", "--approvals", "1")
+        requested = models(home, "promote", "fraud", "1", "--alias", "production")
+        assert requested.returncode == 0, requested.stderr
+        assert requested.stdout.startswith("promotion request 1: fraud@production -> version 1")
+        own = models(home, "approve", "1")
+        assert own.returncode == 6 and "cannot approve" in own.stderr
+        direct = models(home, "alias", "fraud", "production", "1")
+        assert direct.returncode == 6 and "governed by a promotion policy" in direct.stderr
+        pending = json_lines(
+            models(home, "requests", "fraud", "--state", "pending", "--json").stdout
+        )
+        assert [(r["request_id"], r["state"]) for r in pending] == [(1, "PENDING")]
+        approved = run(
+            "--home",
+            str(home),
+            "models",
+            "approve",
+            "1",
+            "--comment",
+            "ok",
+            cwd=home.parent,
+            env={"LOOPLINE_ACTOR": "reviewer"},
+        )
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.strip() == (
+            "promotion request 1 (fraud@production -> version 1): APPLIED"
+        )
+        shown = models(home, "show", "fraud", "--json")
+        assert json.loads(shown.stdout)["aliases"]["production"] == 1
+        table = models(home, "requests")
+        assert "APPLIED" in table.stdout and "+reviewer" in table.stdout
+
+    def test_reject_and_policy_show_delete(self, fresh):
+        home, _ = fresh
+        models(home, "policy", "set", "fraud", "--alias", "production", "--role", "admin")
+        shown = json_lines(models(home, "policy", "show", "fraud").stdout)
+        assert shown == [
+            {
+                "alias": "production",
+                "allow_self_approval": False,
+                "approvals": 1,
+                "approver_role": "admin",
+                "checks": [],
+                "model": "fraud",
+            }
+        ]
+        models(home, "promote", "fraud", "2", "--alias", "production")
+        rejected = models(home, "reject", "1", "--comment", "not yet")
+        assert rejected.stdout.strip().endswith("REJECTED")
+        again = models(home, "approve", "1")
+        assert again.returncode == 5 and "no longer pending" in again.stderr
+        assert models(home, "policy", "delete", "fraud", "--alias", "production").returncode == 0
+        free = models(home, "promote", "fraud", "2", "--alias", "production")
+        assert free.stdout.strip() == "fraud@production: unset -> version 2"
+        bad = models(home, "policy", "set", "fraud", "--alias", "x", "--check", "auc>high")
+        assert bad.returncode == 2 and "--check 'auc>high'" in bad.stderr
+
+    def test_a_policy_in_loopline_toml_governs_every_model(self, fresh):
+        home, _ = fresh
+        (home / "loopline.toml").write_text(
+            '[[promotion_policies]]\nmodel = "*"\nalias = "production"\napprovals = 2\n'
+        )
+        requested = models(home, "promote", "churn", "1", "--alias", "production")
+        assert "needs 2 approval(s) by editor" in requested.stdout, requested.stderr
+        shown = json_lines(models(home, "policy", "show", "churn").stdout)
+        assert [(p["model"], p["approvals"]) for p in shown] == [("*", 2)]
+        (home / "loopline.toml").write_text(
+            '[[promotion_policies]]\nalias = "production"\napprovals = "two"\n'
+        )
+        broken = models(home, "policy", "show", "churn")
+        assert broken.returncode == 2
+        assert "promotion_policies.0.approvals" in broken.stderr

@@ -571,6 +571,8 @@ class RegistryService:
         number = check_request_id(request_id)
         comment = optional_text(comment, "comment")
         request = self.store.get_promotion_request(number)
+        if request.state != PromotionState.PENDING:  # the store checks again, under its lock
+            raise Conflict(f"promotion request {number} is {request.state}, no longer pending")
         policy = self.policy_for(request.name, request.alias)
         own = request.requested_by == self.actor
         withdrawing = own and not approved
