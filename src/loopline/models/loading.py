@@ -3,26 +3,38 @@
 A model URI names where the files are: ``models:/<name>@<alias>``, ``models:/<name>/<version>``,
 ``models:/<logged model id>`` or ``runs:/<run_id>/<path>``. The files are copied out of the blob
 store (every byte verified against its digest on the way) into a directory, ``MLmodel`` is read
-(JSON or YAML), and the ``python_function`` flavor is loaded. Pickle-based flavors execute code
-from the model file when loaded: load only models from a registry you trust.
+(JSON or YAML), and the flavor that the ``python_function`` section's ``loader_module`` names
+loads it (:mod:`loopline.models.flavors`). A local model directory (or ``file://`` URI) loads
+in place. Pickle-based flavors execute code from the model file when loaded: load only models
+from a registry you trust.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.models.enforce import ExtraColumns, enforce_signature
+from loopline.models.flavors import Predictor, flavor_for_loader
 from loopline.tracking.store import ArtifactRow
 from loopline.workspace import Workspace
 
-__all__ = ["LoadedModel", "download_model", "load_model", "read_mlmodel", "source_files"]
+__all__ = [
+    "LoadedModel",
+    "download_model",
+    "load_model",
+    "load_model_dir",
+    "read_mlmodel",
+    "source_files",
+]
 
 _RUNS_URI = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.*))?$")
 _MODELS_URI = re.compile(r"^models:/(?P<rest>.+)$")
@@ -30,8 +42,6 @@ _ARTIFACTS_URI = re.compile(
     r"^mlflow-artifacts:/(?P<exp>[^/]+)/(?:(?P<run>[0-9a-f]{32})|models/(?P<model>m-[0-9a-f]+))"
     r"/artifacts(?:/(?P<path>.*))?$"
 )
-# Loader modules whose python_function flavor is a pickled object with ``predict``.
-_PICKLE_LOADERS = frozenset({"mlflow.sklearn", "loopline.models"})
 
 
 def read_mlmodel(directory: str | Path) -> dict[str, Any]:
@@ -55,47 +65,49 @@ def read_mlmodel(directory: str | Path) -> dict[str, Any]:
 @dataclass
 class LoadedModel:
     """A loaded ``python_function`` model: ``predict`` takes a DataFrame, an array or a dict of
-    columns and returns what the underlying model returns."""
+    columns and returns what the flavor's MLflow pyfunc wrapper would (the estimator's
+    predictions; for ONNX, outputs by name)."""
 
-    model: Any
+    predictor: Predictor
     metadata: dict[str, Any]
     path: Path
     signature: dict[str, Any] = field(default_factory=dict)
+    flavor: str = "python_function"
+    """The flavor that loaded it: ``sklearn``, ``xgboost``, ``lightgbm``, ``onnx`` or
+    ``python_function``."""
+
+    @property
+    def model(self) -> Any:
+        """The underlying model object (see :meth:`unwrap`)."""
+        return self.predictor.get_raw_model()
 
     def predict(self, data: Any, *, extra_columns: ExtraColumns = "drop") -> Any:
         """Check ``data`` against the signature (see :mod:`loopline.models.enforce`), then
         predict. ``extra_columns="reject"`` refuses columns the model does not take."""
-        return self.model.predict(enforce_signature(data, self.signature, extra_columns))
+        return self.predictor.predict(enforce_signature(data, self.signature, extra_columns))
 
     def unwrap(self) -> Any:
-        """The underlying model object (a scikit-learn estimator, say)."""
-        return self.model
+        """The underlying model object: a scikit-learn estimator, an XGBoost or LightGBM
+        booster or estimator, an onnxruntime session, or the object a python_function wraps."""
+        return self.predictor.get_raw_model()
 
 
-def load_model_dir(directory: str | Path) -> LoadedModel:
+def load_model_dir(
+    directory: str | Path, *, skops_trusted_types: Collection[str] = ()
+) -> LoadedModel:
+    """Load the model in a local ``MLmodel`` directory through the flavor its
+    ``python_function`` ``loader_module`` names (see :mod:`loopline.models.flavors`)."""
     directory = Path(directory)
     doc = read_mlmodel(directory)
     pyfunc = doc["flavors"].get("python_function")
     if not isinstance(pyfunc, dict):
         raise InvalidInput(f"model at {directory} has no python_function flavor to load")
-    loader = pyfunc.get("loader_module", "")
-    if loader not in _PICKLE_LOADERS:
-        raise InvalidInput(
-            f"model at {directory} needs loader {loader!r}; Loopline loads "
-            f"{', '.join(sorted(_PICKLE_LOADERS))} models"
-        )
-    sklearn_flavor = doc["flavors"].get("sklearn") or {}
-    if sklearn_flavor.get("serialization_format") == "skops":
-        raise InvalidInput("skops-serialized models are not supported yet; log with pickle")
-    relative = pyfunc.get("model_path") or sklearn_flavor.get("pickled_model") or "model.pkl"
-    model_file = (directory / relative).resolve()
-    if not model_file.is_relative_to(directory.resolve()) or not model_file.is_file():
-        raise InvalidInput(f"model file {relative!r} is missing or outside {directory}")
-    with model_file.open("rb") as handle:
-        model = pickle.load(handle)
-    if not hasattr(model, "predict"):
-        raise InvalidInput(f"the object in {relative!r} has no predict method")
-    return LoadedModel(model, doc, directory, dict(doc.get("signature") or {}))
+    flavor = flavor_for_loader(str(pyfunc.get("loader_module", "")), f"model at {directory}")
+    flavor_conf = doc["flavors"].get(flavor.name) if flavor.name != "python_function" else {}
+    predictor = flavor.load(
+        directory, flavor_conf or {}, pyfunc, trusted_types=tuple(skops_trusted_types)
+    )
+    return LoadedModel(predictor, doc, directory, dict(doc.get("signature") or {}), flavor.name)
 
 
 def _copy_run_files(ws: Workspace, run_id: str, path: str | None, dst: Path) -> Path:
@@ -185,7 +197,36 @@ def download_model(uri: str, dst: str | Path, workspace: Workspace | None = None
     return out
 
 
-def load_model(uri: str, workspace: Workspace | None = None) -> LoadedModel:
-    """Load the model ``uri`` names, ready to ``predict``."""
+def load_model(
+    uri: str | Path,
+    workspace: Workspace | None = None,
+    *,
+    skops_trusted_types: Collection[str] = (),
+) -> LoadedModel:
+    """Load the model ``uri`` names, ready to ``predict``: a model URI (``models:/...``,
+    ``runs:/...``), a local model directory or a ``file://`` URI of one. Pickle-based models run
+    code from their files while loading: load them only from a registry you trust.
+    ``skops_trusted_types`` names extra types a skops-format model may hold."""
+    local = _local_directory(uri)
+    if local is not None:
+        return load_model_dir(local, skops_trusted_types=skops_trusted_types)
     scratch = Path(tempfile.mkdtemp(prefix="loopline-model-"))
-    return load_model_dir(download_model(uri, scratch / "model", workspace))
+    model_dir = download_model(str(uri), scratch / "model", workspace)
+    return load_model_dir(model_dir, skops_trusted_types=skops_trusted_types)
+
+
+def _local_directory(uri: str | Path) -> Path | None:
+    """The directory a path or ``file://`` URI names; None for other URIs. A ``file://`` URI or
+    a Path that is not a directory is NotFound: the caller clearly meant a local model."""
+    if isinstance(uri, Path):
+        path = uri
+    elif uri.startswith("file:"):
+        parsed = urllib.parse.urlparse(uri)
+        path = Path(urllib.request.url2pathname(parsed.path))
+    elif "://" not in uri and ":/" not in uri and Path(uri).is_dir():
+        path = Path(uri)
+    else:
+        return None
+    if not path.is_dir():
+        raise NotFound(f"no model directory at {path}")
+    return path
