@@ -8,19 +8,22 @@ is mapped back to the Loopline exception the server raised (by its wire ``error_
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, BinaryIO
 
+import blake3
 import httpx
 import orjson
 
 from loopline import __version__
 from loopline.config import Settings
-from loopline.errors import StoreUnavailable, error_for_code
+from loopline.errors import IntegrityError, StoreUnavailable, error_for_code
 
 __all__ = ["HttpTransport"]
 
@@ -156,3 +159,24 @@ class HttpTransport:
                 response.read()
                 self._raise_for(response)
             yield response
+
+    def download_to(self, path: str, target: Path, digest: str) -> None:
+        """Stream ``path`` into ``target``, checking the bytes against their BLAKE3
+        ``digest`` on the way: a mismatch (bytes altered in storage or in transit) raises
+        IntegrityError and leaves no file; a partial download never has the final name."""
+        partial = target.with_name(target.name + ".partial")
+        hasher = blake3.blake3(max_threads=1)
+        try:
+            with self.download(path) as response, partial.open("wb") as out:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            actual = hasher.hexdigest()
+            if actual != digest:
+                raise IntegrityError(
+                    f"{path} arrived with digest {actual}, not the recorded {digest}: the stored "
+                    "file was altered; refusing it"
+                )
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -12,12 +12,15 @@ Logged models and their files are not served by the native API yet; those calls 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import ConfigError
+from loopline.paths import join_inside
 from loopline.registry.entities import (
     AliasMove,
     CheckResult,
@@ -34,6 +37,7 @@ from loopline.registry.validation import (
     check_version,
 )
 from loopline.registry.versioning import check_label
+from loopline.tracking.store import ArtifactRow
 
 __all__ = ["RemoteRegistryService"]
 
@@ -301,6 +305,22 @@ class RemoteRegistryService:
         return version_from(
             self.http.call("GET", f"{_model_path(name)}/aliases/{_q(check_alias(alias))}")
         )
+
+    # -- a version's files -----------------------------------------------------------------------
+    def version_files(self, name: str, version: int | str) -> list[ArtifactRow]:
+        answer = self.http.call("GET", f"{_version_path(name, version)}/files")
+        return [ArtifactRow(**row) for row in answer["files"]]
+
+    def download_version(self, name: str, version: int | str, dst: str | os.PathLike[str]) -> Path:
+        """The version's pinned files into ``dst``, each verified against its digest."""
+        root = Path(dst)
+        root.mkdir(parents=True, exist_ok=True)
+        for row in self.version_files(name, version):
+            target = join_inside(root, row.path, "model file path")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            url = f"{_version_path(name, version)}/files/{quote(row.path, safe='/')}"
+            self.http.download_to(url, target, row.digest)
+        return root
 
     # -- logged models and their files: not served by the native API yet ---------------------
     def _not_served(self, *args: Any, **kwargs: Any) -> NoReturn:

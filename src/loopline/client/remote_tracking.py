@@ -360,14 +360,7 @@ class RemoteTrackingService:
         for row in rows:
             target = join_inside(root, row.path, "artifact path")
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            with (
-                self.http.download(self._artifact_url(run_id, row.path)) as response,
-                partial.open("wb") as out,
-            ):
-                for chunk in response.iter_bytes(1024 * 1024):
-                    out.write(chunk)
-            os.replace(partial, target)
+            self.http.download_to(self._artifact_url(run_id, row.path), target, row.digest)
         return root / safe_relpath(path, "artifact path") if path else root
 
     # -- maintenance -----------------------------------------------------------------------------

@@ -176,10 +176,10 @@ def _copy_source(ws: Workspace, source: str, dst: Path, depth: int = 0) -> Path:
                 f"model URI {source!r}: use models:/<name>@<alias>, models:/<name>/<version> "
                 "or models:/<logged model id>"
             )
-        if version.files_digest and not ws.remote:
-            # The files as they were at registration, each verified against its digest.
-            # (Through a server the pinned blobs are not reachable yet: the source is read.)
-            return ws.blobs.get_dir(version.files_digest, dst)
+        if version.files_digest:
+            # The files as they were at registration, each verified against its digest
+            # (through a server, as they arrive).
+            return ws.registry.download_version(version.name, version.version, dst)
         return _copy_source(ws, version.source, dst, depth + 1)
     raise InvalidInput(
         f"model URI {source!r} is not runs:/<run_id>/<path>, models:/<name>@<alias>, "

@@ -14,10 +14,12 @@ Three nouns, as in MLflow 3:
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopline import paging
@@ -26,7 +28,7 @@ from loopline.blobs.cas import BlobStore, Manifest, ManifestEntry
 from loopline.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
-from loopline.paths import safe_relpath
+from loopline.paths import join_inside, safe_relpath
 from loopline.registry import search
 from loopline.registry.entities import (
     ACTIVE_STAGES,
@@ -325,6 +327,43 @@ class RegistryService:
         if new.model_id:
             self.lineage.link(("logged_model", new.model_id), target, "registered_as")
         return version
+
+    def version_files(self, name: str, version: int | str) -> list[ArtifactRow]:
+        """The files a version loads, ordered by path: those pinned at registration, or, for a
+        version registered before pinning (or from outside this workspace), its source's files
+        now. NotFound when neither is known here (an ``s3://`` source, say)."""
+        found = self.get_model_version(name, version)
+        if found.files_digest:
+            entries = self.blobs.read_manifest(found.files_digest).entries
+            return [ArtifactRow(e.path, e.digest, e.size) for e in entries]
+        rows = self.files_of(found.source) if self.files_of is not None else None
+        if not rows:
+            raise NotFound(
+                f"the files of {found.name}/{found.version} ({found.source}) are not stored in "
+                "this workspace"
+            )
+        return sorted(rows, key=lambda r: r.path)
+
+    def download_version(self, name: str, version: int | str, dst: str | os.PathLike[str]) -> Path:
+        """The version's files into ``dst``, every byte verified against its digest."""
+        root = Path(dst)
+        root.mkdir(parents=True, exist_ok=True)
+        for row in self.version_files(name, version):
+            target = join_inside(root, row.path, "model file path")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.blobs.get_to_path(row.digest, target)
+        return root
+
+    def open_version_file(
+        self, name: str, version: int | str, path: str, *, verify: bool = True
+    ) -> BinaryIO:
+        """One file of a version, verified against its digest as it is read (unless the
+        reader verifies it itself: see :meth:`BlobStore.open`)."""
+        clean = safe_relpath(path, "model file path")
+        for row in self.version_files(name, version):
+            if row.path == clean:
+                return self.blobs.open(row.digest, verify=verify)
+        raise NotFound(f"model version {name}/{version} has no file {clean!r}")
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         return self.store.get_model_version(check_model_name(name), check_version(version))

@@ -13,15 +13,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
 
 from loopline.access import Role
+from loopline.errors import NotFound
+from loopline.paths import safe_relpath
 from loopline.registry.entities import AliasMove, ModelVersion, PromotionRequest, RegisteredModel
 from loopline.registry.policy import PromotionPolicy
 from loopline.registry.validation import MAX_VERSION
+from loopline.server.bodies import iter_file
 from loopline.server.context import RequestContext, page_size, request_context
 from loopline.server.schemas import (
     AliasBody,
     AliasHistoryOut,
+    ArtifactFilesPage,
     CreateModelVersionBody,
     CreateRegisteredModelBody,
     DecisionBody,
@@ -248,6 +253,36 @@ def transition_model_version_stage(
     other versions (Staging and Production only)."""
     return ctx.registry.transition_model_version_stage(
         _model(ctx, name, Role.EDITOR), version, body.stage, body.archive_existing_versions
+    )
+
+
+@router.get(f"{_VERSION}/files", response_model=ArtifactFilesPage, responses=_ERRORS)
+def version_files(name: str, version: Version, ctx: Ctx) -> ArtifactFilesPage:
+    """Every file the version loads (pinned at registration), with digest and size."""
+    return ArtifactFilesPage(
+        files=ctx.registry.version_files(_model(ctx, name, Role.READER), version)
+    )
+
+
+@router.get(
+    f"{_VERSION}/files/{{path:path}}",
+    response_class=StreamingResponse,
+    responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def download_version_file(name: str, version: Version, path: str, ctx: Ctx) -> StreamingResponse:
+    """One file of the version, streamed; ``x-loopline-digest`` carries its BLAKE3 digest so
+    the client verifies what it received."""
+    rows = ctx.registry.version_files(_model(ctx, name, Role.READER), version)
+    clean = safe_relpath(path, "model file path")
+    row = next((r for r in rows if r.path == clean), None)
+    if row is None:
+        raise NotFound(f"model version {name}/{version} has no file {clean!r}")
+    return StreamingResponse(
+        # The client checks the bytes against x-loopline-digest, so a corrupt blob becomes an
+        # IntegrityError there rather than a connection cut mid-stream.
+        iter_file(ctx.registry.open_version_file(name, version, clean, verify=False)),
+        media_type="application/octet-stream",
+        headers={"content-length": str(row.size), "x-loopline-digest": row.digest},
     )
 
 
