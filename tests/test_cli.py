@@ -45,6 +45,8 @@ class TestBasics:
         assert "steps done" in result.stdout
         assert "deduplicated" in result.stdout
         assert "byte-identical" in result.stdout
+        assert "APPLIED by reviewer" in result.stdout
+        assert "model card with" in result.stdout
 
     def test_demo_can_keep_its_workspace(self, tmp_path: Path):
         result = run("demo", "--dir", str(tmp_path / "d"), cwd=tmp_path)

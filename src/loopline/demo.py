@@ -133,6 +133,37 @@ class _Tour:
         found = registry.get_version_by_alias("wine-classifier", "champion")
         return f"wine-classifier v{found.version} @champion <- run {self.best_run[:12]}"
 
+    def govern(self) -> str:
+        """Production is gated: a policy asks for one approval and a minimum test accuracy, so
+        promoting opens a request that a second user (the reviewer) approves."""
+        from loopline.events import EventLog
+
+        registry = self.ws.registry
+        registry.set_promotion_policy(
+            "wine-classifier",
+            {
+                "alias": "production",
+                "approvals": 1,
+                "checks": [{"metric": "test_accuracy", "min": 0.8}],
+            },
+        )
+        request = registry.promote("wine-classifier", 1, "production", reason="demo release")
+        reviewer = registry.acting_as("reviewer", EventLog(self.ws.store, "reviewer"))
+        done = reviewer.approve(request.request_id, comment="accuracy check passed")
+        version = registry.get_version_by_alias("wine-classifier", "production")
+        return (
+            f"request {done.request_id} {done.state} by reviewer ({done.checks[0].detail}); "
+            f"production -> v{version.version} (label {version.version_label})"
+        )
+
+    def card(self) -> str:
+        from loopline.models.card import card
+
+        path = self.data_dir.parent / "wine-classifier-card.md"
+        path.write_text(card("wine-classifier/1", workspace=self.ws))
+        sections = sum(1 for line in path.read_text().splitlines() if line.startswith("## "))
+        return f"model card with {sections} sections -> {path.name}"
+
     def serve(self) -> str:
         """The same workspace shared over HTTP: a server on a free loopback port, read back
         through the remote client and the MLflow REST protocol, then stopped."""
@@ -224,6 +255,8 @@ def run_demo(
         step("search and compare runs", tour.compare)
         step("trace the best model back", tour.trace)
         step("register it, alias champion", tour.register)
+        step("approve promotion to production", tour.govern)
+        step("render its model card", tour.card)
         step("share over HTTP (server + MLflow API)", tour.serve)
         step("restore the data and verify", tour.restore)
         step("garbage collection (dry run)", tour.collect_garbage)
