@@ -242,3 +242,22 @@ def test_bad_policies_name_the_field(as_user: As) -> None:
     with pytest.raises(InvalidInput, match="approvals"):
         ada.set_promotion_policy("fraud", {"alias": "production", "approvals": -1})
     assert {p.alias for p in ada.promotion_policies("fraud")} == {"audited"}
+
+
+def test_requests_decisions_and_moves_land_in_the_event_log(
+    as_user: As, workspace: Workspace
+) -> None:
+    as_user("ada").set_promotion_policy("fraud", {"alias": "production", "approvals": 1})
+    request = as_user("ada").promote("fraud", 2, "production", reason="better")
+    as_user("bob").approve(request.request_id, comment="ok")
+    events = workspace.events.list(object_kind="model_version", object_id="fraud/2")
+    seen = [(e.action, e.actor, e.details.get("request_id")) for e in events]
+    assert seen[-3:] == [
+        ("promotion.requested", "ada", request.request_id),
+        ("promotion.approved", "bob", request.request_id),
+        ("model_version.alias_set", "bob", request.request_id),
+    ]
+    policy_events = workspace.events.list(action="registered_model.policy_set")
+    assert [(e.actor, e.object_id, e.details["approvals"]) for e in policy_events] == [
+        ("ada", "fraud", 1)
+    ]
