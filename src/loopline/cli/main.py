@@ -24,6 +24,7 @@ from loopline.cli import (
     lineage,
     models,
     runs,
+    serve,
     server,
     users,
 )
@@ -113,6 +114,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(models.app, name="models")
 app.command("server")(server.server)
+app.command("serve")(serve.serve)
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(users.permissions_app, name="permissions")

@@ -16,7 +16,7 @@ from rich.text import Text
 from loopline.cli.context import console, workspace
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, NotFound
-from loopline.registry.entities import ModelVersion, RegisteredModel
+from loopline.registry.entities import ModelVersion, PromotionRequest, RegisteredModel
 from loopline.registry.service import RegistryService
 
 app = typer.Typer(
@@ -81,10 +81,11 @@ def _model_row(model: RegisteredModel) -> dict[str, Any]:
 
 
 def _versions_table(versions: list[ModelVersion]) -> Table:
-    table = Table("version", "aliases", "source", "run id", "stage", "created (UTC)")
+    table = Table("version", "label", "aliases", "source", "run id", "stage", "created (UTC)")
     for v in versions:
         table.add_row(
             str(v.version),
+            v.version_label,
             ", ".join(sorted(v.aliases)),
             v.source,
             v.run_id or "",
@@ -245,6 +246,10 @@ def promote(
     where it did when the command looked: if another promotion moved it meanwhile, this one
     fails (exit 5) and changes nothing.
 
+    When a promotion policy governs the alias, its checks run first (exit 6 naming the failed
+    check) and, if it needs approval, a promotion request is created instead: other users
+    complete it with 'loopline models approve REQUEST'.
+
     Example: loopline models promote fraud 3 --alias production --reason "beats v2 on AUC"
     """
     registry = workspace(ctx).registry
@@ -253,9 +258,16 @@ def promote(
     except NotFound:
         registry.get_registered_model(name)  # an unknown model is the error to report
         current = None
-    move = registry.promote(name, version, alias_name, reason=reason, expected_current=current)
-    before = "unset" if move.previous_version is None else f"version {move.previous_version}"
-    console.print(f"{name}@{alias_name}: {before} -> version {move.version}")
+    done = registry.promote(name, version, alias_name, reason=reason, expected_current=current)
+    if isinstance(done, PromotionRequest):
+        console.print(
+            f"promotion request {done.request_id}: {name}@{alias_name} -> version {version} "
+            f"needs {done.required_approvals} approval(s) by {done.approver_role}; "
+            f"approve with: loopline models approve {done.request_id}"
+        )
+        return
+    before = "unset" if done.previous_version is None else f"version {done.previous_version}"
+    console.print(f"{name}@{alias_name}: {before} -> version {done.version}")
 
 
 @app.command("rollback")
@@ -331,7 +343,10 @@ def lineage(
     ],
     as_json: Annotated[bool, typer.Option("--json", help=_JSON_LINES)] = False,
 ) -> None:
-    """What a model version came from: its run, the run's datasets, and so on upstream.
+    """What a model version came from: its run, the run's datasets, and so on upstream, then
+    the code commit, environment and metrics recorded when it was registered.
+
+    With --json, one object per lineage edge, then one {"provenance": ...} object.
 
     Example: loopline models lineage fraud/3
     """
@@ -352,12 +367,37 @@ def lineage(
                     "depth": e.depth,
                 }
             )
+        _print_json({"provenance": found.provenance, "version_label": found.version_label})
         return
+    label = f" (version label {found.version_label})" if found.version_label else ""
+    console.print(Text(f"{root}{label}", style="bold"))
     if not edges:
-        console.print(f"{root}: no upstream lineage recorded")
-        return
+        console.print("no upstream lineage recorded")
     for line in _edge_lines(root, edges):
         console.print(line, soft_wrap=True)
+    for line in _provenance_lines(found.provenance):
+        console.print(line, soft_wrap=True)
+
+
+def _provenance_lines(record: dict[str, Any]) -> Iterator[str]:
+    """The code, environment, data and metrics a version was registered with."""
+    git = record.get("git") or {}
+    if git.get("commit"):
+        state = "uncommitted changes" if git.get("dirty") else "clean"
+        where = f" on {git['branch']}" if git.get("branch") else ""
+        repo = f" ({git['repo_url']})" if git.get("repo_url") else ""
+        yield f"code: commit {git['commit']}{where}, {state}{repo}"
+    env = record.get("environment") or {}
+    if env:
+        parts = [f"python {env['python']}" if env.get("python") else "", env.get("platform", "")]
+        if env.get("requirements_digest"):
+            parts.append(f"requirements {env['requirements_digest'][:16]}")
+        yield "environment: " + ", ".join(p for p in parts if p)
+    for dataset in record.get("datasets") or []:
+        yield f"dataset: {dataset.get('ref') or dataset.get('name')}"
+    metrics = record.get("metrics") or {}
+    if metrics:
+        yield "metrics: " + ", ".join(f"{k}={v:g}" for k, v in metrics.items())
 
 
 @app.command("delete")
@@ -389,3 +429,7 @@ def delete(
     else:
         registry.delete_model_version(name, version)
     console.print(f"deleted {what}")
+
+
+# Commands kept in their own modules register on ``app`` when imported.
+from loopline.cli import models_approvals, models_build, models_card  # noqa: E402, F401
