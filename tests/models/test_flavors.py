@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import loopline as ll
-from loopline.config import Settings
 from loopline.errors import ConfigError, InvalidInput, NotFound
 from loopline.models.flavors import pin
 from loopline.models.mlmodel import save_model
@@ -178,15 +177,6 @@ CASES = {
         {},
     ),
 }
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(Settings.for_home(tmp_path / "ws", actor="tester"))
-    with ll.use_workspace(ws):
-        yield ws
-    ll.use_workspace(None)
-    ws.close()
 
 
 def _message(call: Callable[[], object]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,6 @@ from loopline.workspace import Workspace
 
 X = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.9, 0.1]])
 Y = np.array([0, 1, 0, 1])
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(Settings.for_home(tmp_path / "ws", actor="tester"))
-    with ll.use_workspace(ws):
-        yield ws
-    ll.use_workspace(None)
-    ws.close()
 
 
 def _logged(workspace: Workspace) -> tuple[ll.models.ModelInfo, LogisticRegression]:

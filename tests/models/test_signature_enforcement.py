@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.linear_model import LogisticRegression
 
 import loopline as ll
-from loopline.config import Settings
 from loopline.errors import InvalidInput
 from loopline.workspace import Workspace
 
@@ -39,15 +34,6 @@ class ByColumns:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         assert list(frame.columns) == ["amount", "count", "country"], list(frame.columns)
         return self.inner.predict(frame[["amount", "count"]].to_numpy(float))
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(Settings.for_home(tmp_path / "ws", actor="tester"))
-    with ll.use_workspace(ws):
-        yield ws
-    ll.use_workspace(None)
-    ws.close()
 
 
 def _load(model: object, example: object) -> ll.models.LoadedModel:

@@ -5,7 +5,6 @@ commit, environment, metrics, params, datasets), in-process and through a live s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,15 +21,6 @@ from tests.live_server import ThreadServer
 X = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [0.5, 0.5, 1.0], [0.9, 0.1, 0.0]])
 Y = np.array([0, 1, 0, 1])
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(Settings.for_home(tmp_path / "ws", actor="tester"))
-    with ll.use_workspace(ws):
-        yield ws
-    ll.use_workspace(None)
-    ws.close()
 
 
 @pytest.fixture(params=["in-process", "server"])

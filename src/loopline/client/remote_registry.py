@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import ConfigError
-from loopline.paths import join_inside
 from loopline.registry.entities import (
     AliasMove,
     CheckResult,
@@ -37,7 +36,7 @@ from loopline.registry.validation import (
     check_version,
 )
 from loopline.registry.versioning import check_label
-from loopline.tracking.store import ArtifactRow
+from loopline.tracking.store import ArtifactRow, write_rows
 
 __all__ = ["RemoteRegistryService"]
 
@@ -313,14 +312,13 @@ class RemoteRegistryService:
 
     def download_version(self, name: str, version: int | str, dst: str | os.PathLike[str]) -> Path:
         """The version's pinned files into ``dst``, each verified against its digest."""
-        root = Path(dst)
-        root.mkdir(parents=True, exist_ok=True)
-        for row in self.version_files(name, version):
-            target = join_inside(root, row.path, "model file path")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            url = f"{_version_path(name, version)}/files/{quote(row.path, safe='/')}"
-            self.http.download_to(url, target, row.digest)
-        return root
+        files = f"{_version_path(name, version)}/files/"
+
+        def fetch(row: ArtifactRow, target: Path) -> None:
+            self.http.download_to(files + quote(row.path, safe="/"), target, row.digest)
+
+        rows = self.version_files(name, version)
+        return write_rows(rows, Path(dst), fetch, what="model file path")
 
     # -- logged models and their files: not served by the native API yet ---------------------
     def _not_served(self, *args: Any, **kwargs: Any) -> NoReturn:

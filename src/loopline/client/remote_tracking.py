@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from loopline.client.http import HttpTransport
 from loopline.errors import NotFound
-from loopline.paths import iter_files, join_inside, safe_relpath
+from loopline.paths import iter_files, safe_relpath
 from loopline.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -27,7 +27,7 @@ from loopline.tracking.entities import (
     ViewType,
 )
 from loopline.tracking.service import DEFAULT_EXPERIMENT_ID
-from loopline.tracking.store import ArtifactRow
+from loopline.tracking.store import ArtifactRow, write_rows
 from loopline.tracking.validation import check_run_id
 
 __all__ = ["RemoteTrackingService"]
@@ -355,12 +355,11 @@ class RemoteTrackingService:
         rows = self.artifact_files(run_id, path)
         if not rows:
             raise NotFound(f"run {run_id} has no artifacts at {path or '(root)'!r}")
-        root = Path(dst)
-        root.mkdir(parents=True, exist_ok=True)
-        for row in rows:
-            target = join_inside(root, row.path, "artifact path")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.http.download_to(self._artifact_url(run_id, row.path), target, row.digest)
+        root = write_rows(
+            rows,
+            Path(dst),
+            lambda r, t: self.http.download_to(self._artifact_url(run_id, r.path), t, r.digest),
+        )
         return root / safe_relpath(path, "artifact path") if path else root
 
     # -- maintenance -----------------------------------------------------------------------------

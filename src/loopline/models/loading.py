@@ -24,7 +24,7 @@ from typing import Any
 from loopline.errors import InvalidInput, NotFound
 from loopline.models.enforce import ExtraColumns, enforce_signature
 from loopline.models.flavors import Predictor, flavor_for_loader
-from loopline.tracking.store import ArtifactRow
+from loopline.tracking.store import ArtifactRow, write_rows
 from loopline.workspace import Workspace
 
 __all__ = [
@@ -118,15 +118,14 @@ def _copy_logged_model(ws: Workspace, model_id: str, path: str | None, dst: Path
     rows = ws.registry.model_artifact_files(model_id, path or None)
     if not rows:
         raise NotFound(f"logged model {model_id} has no files at {path or '(root)'!r}")
-    from loopline.paths import join_inside
-
-    dst.mkdir(parents=True, exist_ok=True)
     prefix = f"{path.strip('/')}/" if path else ""
-    for row in rows:
-        target = join_inside(dst, row.path[len(prefix) :], "model path")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ws.blobs.get_to_path(row.digest, target)
-    return dst
+    return write_rows(
+        rows,
+        dst,
+        lambda r, t: ws.blobs.get_to_path(r.digest, t),
+        strip_prefix=prefix,
+        what="model path",
+    )
 
 
 def source_files(ws: Workspace, source: str) -> list[ArtifactRow] | None:

@@ -28,7 +28,7 @@ from loopline.blobs.cas import BlobStore, Manifest, ManifestEntry
 from loopline.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
-from loopline.paths import join_inside, safe_relpath
+from loopline.paths import safe_relpath
 from loopline.registry import search
 from loopline.registry.entities import (
     ACTIVE_STAGES,
@@ -56,7 +56,7 @@ from loopline.registry.validation import (
 from loopline.registry.versioning import check_label, next_label, parse_mlmodel, signature_key
 from loopline.tracking.entities import ArtifactInfo, LifecycleStage
 from loopline.tracking.service import generate_run_name
-from loopline.tracking.store import ArtifactRow, children_of
+from loopline.tracking.store import ArtifactRow, children_of, write_rows
 from loopline.tracking.validation import check_key, check_run_id, param_value, tag_value
 
 __all__ = ["RegistryService"]
@@ -346,13 +346,9 @@ class RegistryService:
 
     def download_version(self, name: str, version: int | str, dst: str | os.PathLike[str]) -> Path:
         """The version's files into ``dst``, every byte verified against its digest."""
-        root = Path(dst)
-        root.mkdir(parents=True, exist_ok=True)
-        for row in self.version_files(name, version):
-            target = join_inside(root, row.path, "model file path")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.blobs.get_to_path(row.digest, target)
-        return root
+        rows = self.version_files(name, version)
+        fetch = lambda r, t: self.blobs.get_to_path(r.digest, t)  # noqa: E731
+        return write_rows(rows, Path(dst), fetch, what="model file path")
 
     def open_version_file(
         self, name: str, version: int | str, path: str, *, verify: bool = True

@@ -19,7 +19,7 @@ from loopline.events import EventLog
 from loopline.lineage import LineageGraph
 from loopline.paging import offset_from_token as _offset
 from loopline.paging import page_token as _page_token
-from loopline.paths import iter_files, join_inside, safe_relpath
+from loopline.paths import iter_files, safe_relpath
 from loopline.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -31,7 +31,7 @@ from loopline.tracking.entities import (
     ViewType,
 )
 from loopline.tracking.search_filter import parse_filter, parse_order_by
-from loopline.tracking.store import ArtifactRow, TrackingStore, children_of
+from loopline.tracking.store import ArtifactRow, TrackingStore, children_of, write_rows
 from loopline.tracking.validation import (
     MAX_EXPERIMENT_NAME_LEN,
     check_key,
@@ -429,10 +429,7 @@ class TrackingService:
         rows = self.artifact_files(run_id, path)
         if not rows:
             raise NotFound(f"run {run_id} has no artifacts at {path or '(root)'!r}")
-        root = Path(dst)
-        root.mkdir(parents=True, exist_ok=True)
-        for row in rows:
-            self.blobs.get_to_path(row.digest, join_inside(root, row.path, "artifact path"))
+        root = write_rows(rows, Path(dst), lambda r, t: self.blobs.get_to_path(r.digest, t))
         return root / safe_relpath(path, "artifact path") if path else root
 
     # -- maintenance -----------------------------------------------------------------------

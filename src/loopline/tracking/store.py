@@ -5,14 +5,15 @@ one transaction."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from loopline.entities import NewEvent
 from loopline.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunInfo, ViewType
 from loopline.tracking.search_filter import Compare, OrderKey
 
-__all__ = ["ArtifactRow", "RunPage", "TrackingStore", "children_of"]
+__all__ = ["ArtifactRow", "RunPage", "TrackingStore", "children_of", "write_rows"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,27 @@ class ArtifactRow:
     path: str
     digest: str
     size: int
+
+
+def write_rows(
+    rows: Sequence[ArtifactRow],
+    root: Path,
+    fetch: Callable[[ArtifactRow, Path], object],
+    *,
+    strip_prefix: str = "",
+    what: str = "artifact path",
+) -> Path:
+    """Lay ``rows`` out under ``root`` (paths with ``strip_prefix`` removed, each checked to
+    stay inside ``root``); ``fetch(row, target)`` writes one file, verifying it. The one walk
+    behind every download, local or remote, of run artifacts and model files."""
+    from loopline.paths import join_inside
+
+    root.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        target = join_inside(root, row.path[len(strip_prefix) :], what)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fetch(row, target)
+    return root
 
 
 def children_of(rows: Sequence[ArtifactRow], prefix: str) -> list[ArtifactInfo]:
