@@ -4,7 +4,7 @@
 ``docs/api.md``; a test keeps the two equal.
 """
 
-from loopline import models
+from loopline import data, models
 from loopline._version import __version__
 from loopline.api import (
     current_workspace,
@@ -94,6 +94,7 @@ __all__ = [
     "active_run",
     "autolog",
     "current_workspace",
+    "data",
     "downstream",
     "end_run",
     "flush",

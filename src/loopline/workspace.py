@@ -38,6 +38,7 @@ from loopline.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     from loopline.client.http import HttpTransport
+    from loopline.data.service import DataService
 
 __all__ = ["BACKENDS", "Workspace", "init_workspace", "open_workspace"]
 
@@ -191,6 +192,27 @@ class Workspace:
             files_of=lambda source: source_files(self, source),
             facts=RunFacts(self.tracking, self.lineage),
             policies=self.settings.promotion_policies,
+        )
+
+    @cached_property
+    def data(self) -> DataService:
+        """Dataset versions on the configured stores (in-process only for now)."""
+        if self.remote:
+            raise ConfigError(
+                "dataset versions are not served over HTTP yet; unset LOOPLINE_TRACKING_URI "
+                "and point LOOPLINE_STORE_URI / LOOPLINE_ARTIFACT_URI at the shared stores"
+            )
+        from loopline.data.service import DataService
+        from loopline.store.hash_index import HashIndex
+        from loopline.store.sql_data import SqlDataStore
+
+        return DataService(
+            SqlDataStore(self.database),
+            self.blobs,
+            self.events,
+            self.lineage,
+            self.settings.actor,
+            HashIndex(self.settings.state_dir / "hash-index.sqlite3"),
         )
 
     @property

@@ -30,9 +30,11 @@ class Staged(abc.ABC):
     file: BinaryIO
 
     @abc.abstractmethod
-    def publish(self, key: str) -> None:
+    def publish(self, key: str, *, durable: bool = True) -> None:
         """Make the staged bytes readable under ``key``. If ``key`` exists its content is
-        identical by construction (keys are digests), so the staged copy is dropped."""
+        identical by construction (keys are digests), so the staged copy is dropped.
+        ``durable=False`` skips forcing the bytes to stable storage now: the caller publishes
+        many blobs, then calls :meth:`BlobBackend.sync` once before recording them."""
 
     @abc.abstractmethod
     def discard(self) -> None:
@@ -61,6 +63,9 @@ class BlobBackend(abc.ABC):
     @abc.abstractmethod
     def stage(self) -> Staged:
         """Start a write. The staging area is never listed by :meth:`iter_objects`."""
+
+    def sync(self) -> None:  # noqa: B027 - stores that publish durably need nothing here
+        """Force blobs published with ``durable=False`` to stable storage."""
 
     @abc.abstractmethod
     def publish_path(self, path: Path, key: str) -> None:

@@ -155,9 +155,12 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> Digest:
         return self.put_stream(io.BytesIO(data))
 
-    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> Digest:
+    def put_stream(
+        self, src: BinaryIO, progress: Progress | None = None, *, durable: bool = True
+    ) -> Digest:
         """Store everything ``src`` yields, reading it in chunks (memory stays flat).
-        ``progress`` is called with the byte count of each chunk."""
+        ``progress`` is called with the byte count of each chunk. ``durable=False``: see
+        :meth:`sync`."""
         hasher = _hasher()
         staged = self.backend.stage()
         try:
@@ -167,13 +170,19 @@ class BlobStore:
                 if progress is not None:
                     progress(len(chunk))
             digest = Digest(hasher.hexdigest())
-            staged.publish(_key(digest))
+            staged.publish(_key(digest), durable=durable)
         except BaseException:
             staged.discard()
             raise
         return digest
 
-    def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
+    def put_file(
+        self,
+        path: str | os.PathLike[str],
+        progress: Progress | None = None,
+        *,
+        durable: bool = True,
+    ) -> Digest:
         """Store one file. Local backends read it once (hash while copying); remote ones hash
         it in place, then upload it only if that content is not stored already."""
         source = Path(path)
@@ -186,7 +195,12 @@ class BlobStore:
                 self.backend.publish_path(source, key)
             return digest
         with source.open("rb") as src:
-            return self.put_stream(src, progress)
+            return self.put_stream(src, progress, durable=durable)
+
+    def sync(self) -> None:
+        """Make blobs stored with ``durable=False`` durable: call it once, after a batch of
+        writes and before any row that references them is committed."""
+        self.backend.sync()
 
     @staticmethod
     def hash_file(path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:

@@ -38,7 +38,7 @@ class _SpoolStaged(Staged):
         self._path = Path(name)
         self.file = os.fdopen(fd, "wb")
 
-    def publish(self, key: str) -> None:
+    def publish(self, key: str, *, durable: bool = True) -> None:
         self.file.close()
         try:
             self._backend.publish_path(self._path, key)

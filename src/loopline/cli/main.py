@@ -15,6 +15,7 @@ from loopline.cli import (
     audit,
     blobs,
     config,
+    data,
     db,
     demo,
     events,
@@ -112,6 +113,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(blobs.app, name="blobs")
 app.add_typer(events.app, name="events")
 app.add_typer(lineage.app, name="lineage")
+app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("server")(server.server)
 app.command("serve")(serve.serve)

@@ -20,19 +20,10 @@ from loopline.cli.context import err_console
 @contextmanager
 def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Yield a callback taking byte counts; draws a transfer bar on stderr."""
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-    with bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+    with sized_progress(description) as (advance, set_total):
+        if total is not None:
+            set_total(total)
+        yield advance
 
 
 @contextmanager
@@ -49,3 +40,24 @@ def count_progress(description: str, total: int | None = None) -> Iterator[Calla
     with bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.update(task, completed=n)
+
+
+@contextmanager
+def sized_progress(
+    description: str,
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """Yield ``(advance, set_total)`` for a byte bar whose total is known only once the work
+    has looked at its input (a directory walk, say)."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(description, total=None)
+        yield (lambda n: bar.advance(task, n)), (lambda total: bar.update(task, total=total))

@@ -26,6 +26,8 @@ __all__ = [
     "alias_history",
     "api_tokens",
     "blob_refs",
+    "dataset_versions",
+    "datasets",
     "events",
     "experiment_tags",
     "experiments",
@@ -488,4 +490,44 @@ model_artifacts = Table(
     Column("digest", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+
+# -- datasets (migration 0010) ------------------------------------------------------------------
+# A dataset version is a manifest blob (path, size, digest per file); the row records it and
+# what describes it. Its blobs are referenced in blob_refs as owner ("dataset_version",
+# "<name>@<version>"), the same reference lineage uses.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("last_version", Integer, nullable=False, server_default="0"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column(
+        "dataset_id",
+        BigId,
+        ForeignKey("datasets.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("file_count", BigInteger, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=True),
+    Column("schema", Text, nullable=True),
+    Column("profile_digest", String(64), nullable=True),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("created_by", String(256), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "digest"),
 )

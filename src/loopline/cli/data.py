@@ -1,0 +1,264 @@
+"""``loopline data``: dataset versions from the shell. Each command is one call on
+``workspace.data``; the rules (what a version is, when one is created) live in the service."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from loopline.cli.context import console, err_console, workspace
+from loopline.cli.progress import sized_progress
+from loopline.data.entities import DatasetVersion
+
+app = typer.Typer(
+    help="Version, inspect, compare, check out and validate datasets.", no_args_is_help=True
+)
+
+_JSON = "One JSON object per line."
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _print_json(value: Any) -> None:
+    console.print(json.dumps(value, sort_keys=True, default=str), soft_wrap=True)
+
+
+def _what(v: DatasetVersion) -> str:
+    if v.kind == "table":
+        return f"table, {v.row_count:,} rows x {len(v.schema or [])} columns, {_size(v.total_size)}"
+    return f"{v.file_count:,} files, {_size(v.total_size)}"
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="A file, a directory or a quoted glob.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Dataset name.")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What changed.")] = "",
+    files: Annotated[
+        bool, typer.Option("--files", help="Store a CSV/Parquet file as a file, not a table.")
+    ] = False,
+) -> None:
+    """Version PATH as dataset NAME. Unchanged content creates no new version (and says so);
+    unchanged files are not even read again (a local index remembers their digests). A single
+    CSV/TSV/Parquet file becomes a table: canonical Parquet with schema, row count and profile.
+
+    Example: loopline data add data/ --name transactions -m "October extract"
+    """
+    service = workspace(ctx).data
+    with sized_progress(f"adding {path}") as (advance, set_total):
+        result = service.add(
+            path,
+            name,
+            message=message,
+            as_table=False if files else None,
+            progress=advance,
+            on_total=set_total,
+        )
+    v = result.version
+    if result.created:
+        console.print(
+            f"{v.ref} created: {_what(v)} (hashed {result.hashed:,}, unchanged "
+            f"{result.reused:,}); digest {v.digest[:16]}"
+        )
+    else:
+        console.print(f"unchanged: the content equals {v.ref}; no new version")
+    for row in (result.malformed or [])[:10]:
+        err_console.print(f"skipped malformed line {row.line}: {row.reason}")
+    if result.malformed and len(result.malformed) > 10:
+        err_console.print(f"... and {len(result.malformed) - 10} more malformed lines")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """Datasets with their latest version.
+
+    Example: loopline data list
+    """
+    found = workspace(ctx).data.list_datasets()
+    if as_json:
+        for d in found:
+            _print_json(dataclasses.asdict(d))
+        return
+    table = Table("name", "latest", "versions", "updated (UTC)")
+    for d in found:
+        latest = str(d.latest_version or "-")
+        table.add_row(d.name, latest, str(d.version_count), _when(d.updated_ms))
+    console.print(table)
+    console.print(f"{len(found)} dataset(s)")
+
+
+@app.command("versions")
+def versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Dataset name.")],
+    as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
+) -> None:
+    """Every version of a dataset, newest first.
+
+    Example: loopline data versions transactions
+    """
+    found = workspace(ctx).data.versions(name)
+    if as_json:
+        for v in found:
+            _print_json(dataclasses.asdict(v))
+        return
+    table = Table("version", "kind", "content", "digest", "by", "created (UTC)", "message")
+    for v in found:
+        table.add_row(
+            v.ref, v.kind, _what(v), v.digest[:12], v.created_by, _when(v.created_ms), v.message
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="e.g. transactions@3.")],
+    list_files: Annotated[bool, typer.Option("--files", help="List every file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """One version: what it holds, its schema and profile (tables) or its files.
+
+    Example: loopline data show transactions@latest --files
+    """
+    service = workspace(ctx).data
+    v = service.resolve(ref)
+    profile = service.profile(v)
+    entries = service.manifest(v).entries if list_files else ()
+    if as_json:
+        row = dataclasses.asdict(v)
+        row["profile"] = profile
+        if list_files:
+            row["files"] = [{"path": e.path, "size": e.size, "digest": e.digest} for e in entries]
+        _print_json(row)
+        return
+    console.print(Text(v.ref, style="bold") + Text(f"  {_what(v)}"))
+    console.print(f"digest {v.digest}")
+    console.print(f"created {_when(v.created_ms)} by {v.created_by}  {v.message}".rstrip())
+    if v.schema:
+        table = Table("column", "type", "nulls", "distinct", "min", "max", "mean")
+        columns = (profile or {}).get("columns", {})
+        for col in v.schema:
+            stats = columns.get(col["name"], {})
+            table.add_row(
+                col["name"],
+                col["type"],
+                str(stats.get("nulls", "")),
+                str(stats.get("distinct", "")),
+                _short(stats.get("min")),
+                _short(stats.get("max")),
+                _short(stats.get("mean")),
+            )
+        console.print(table)
+    for e in entries:
+        console.print(f"{e.digest[:12]}  {e.size:>12,}  {e.path}", soft_wrap=True)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)[:24]
+
+
+@app.command("checkout")
+def checkout(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="e.g. transactions@3.")],
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the files.")],
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty directory.")] = False,
+) -> None:
+    """Write a version's files into DIR, each verified against its digest.
+
+    Example: loopline data checkout transactions@2 old-extract
+    """
+    service = workspace(ctx).data
+    v = service.resolve(ref)
+    out = service.checkout(v, directory, overwrite=overwrite)
+    console.print(f"{v.ref}: {v.file_count:,} file(s) written to {out}")
+
+
+@app.command("diff")
+def diff(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(metavar="OLD", help="e.g. transactions@2.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="e.g. transactions@3.")],
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="Key column(s) to match rows of two tables; repeatable."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """What changed between two versions: files, and for tables the schema, row count, rows
+    added/removed/changed by --key, and column statistics.
+
+    Example: loopline data diff transactions@2 transactions@3 --key id
+    """
+    result = workspace(ctx).data.diff(old, new, key=key)
+    if as_json:
+        _print_json(result)
+        return
+    files = result["files"]
+    if result["same_content"]:
+        console.print(f"{result['old']} and {result['new']} hold the same content")
+        return
+    console.print(
+        f"{result['old']} -> {result['new']}: {len(files['added'])} added, "
+        f"{len(files['removed'])} removed, {len(files['modified'])} modified, "
+        f"{files['unchanged']} unchanged file(s)"
+    )
+    for label in ("added", "removed", "modified"):
+        for path in files[label][:50]:
+            console.print(f"  {label[0].upper()} {path}", soft_wrap=True)
+    table = result.get("table")
+    if table:
+        console.print(json.dumps(table, indent=2, sort_keys=True, default=str), soft_wrap=True)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Dataset name.")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="Only this version.", show_default=False)
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a version, or a dataset with all its versions (the bytes go at the next
+    'loopline gc' unless something else still uses them).
+
+    Example: loopline data delete transactions --version 1 --yes
+    """
+    service = workspace(ctx).data
+    what = f"{name}@{version}" if version else f"dataset {name!r} and every version"
+    if version:
+        service.resolve(f"{name}@{version}")
+    else:
+        service.get_dataset(name)
+    if not yes:
+        typer.confirm(f"Delete {what}?", abort=True)
+    service.delete(name, version)
+    console.print(f"deleted {what}")
