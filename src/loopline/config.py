@@ -8,6 +8,7 @@ time, so tests build ``Settings(...)`` directly and never fight a global.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 CONFIG_FILENAME = "loopline.toml"
+_JSON_SETTINGS = frozenset({"promotion_policies"})
+"""Structured settings: a list of tables in loopline.toml, JSON in the environment."""
 ENV_PREFIX = "LOOPLINE_"
 STATE_DIRNAME = ".loopline"
 
@@ -282,7 +285,15 @@ def load_settings(
             continue
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None and raw != "":
-            values[name] = absolutize(name, raw, cwd)
+            if name in _JSON_SETTINGS:
+                try:
+                    values[name] = json.loads(raw)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"{ENV_PREFIX}{name.upper()} must be JSON (a list of tables): {exc}"
+                    ) from None
+            else:
+                values[name] = absolutize(name, raw, cwd)
             sources[name] = f"env {ENV_PREFIX}{name.upper()}"
 
     for name, value in flags.items():

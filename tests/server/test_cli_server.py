@@ -132,6 +132,9 @@ class TestSettingsEnvironment:
             server_max_body_bytes=123,
             s3_secret_access_key="shh",
             admin_password="not-for-workers",
+            promotion_policies=[
+                {"alias": "production", "approvals": 2, "checks": [{"metric": "auc", "min": 0.8}]}
+            ],
         )
         env = settings_environment(settings, auth=True)
         assert env["LOOPLINE_SERVER_AUTH"] == "1"

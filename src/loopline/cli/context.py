@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from loopline.config import ResolvedSettings, load_settings
-from loopline.workspace import Workspace
+if TYPE_CHECKING:  # imported when a command runs, not to print --help
+    from loopline.config import ResolvedSettings
+    from loopline.workspace import Workspace
 
 __all__ = ["CliState", "console", "err_console", "resolved", "workspace"]
 
@@ -43,8 +44,12 @@ def state(ctx: typer.Context) -> CliState:
 
 
 def resolved(ctx: typer.Context) -> ResolvedSettings:
+    from loopline.config import load_settings
+
     return load_settings(state(ctx).flags)
 
 
 def workspace(ctx: typer.Context) -> Workspace:
+    from loopline.workspace import Workspace
+
     return Workspace(resolved(ctx).settings)

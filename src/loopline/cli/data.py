@@ -22,6 +22,9 @@ app = typer.Typer(
 )
 
 _JSON = "One JSON object per line."
+VALIDATION_FAILED = 10
+"""Exit status of 'data validate' when an error-severity expectation fails: distinct from
+every error's exit code, so a gate can tell bad data from a broken command."""
 
 
 def _when(ms: int) -> str:
@@ -236,6 +239,74 @@ def diff(
     table = result.get("table")
     if table:
         console.print(json.dumps(table, indent=2, sort_keys=True, default=str), soft_wrap=True)
+
+
+@app.command("infer-expectations")
+def infer_expectations(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="A known-good version.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the suite (YAML).")
+    ] = Path("expectations.yaml"),
+) -> None:
+    """Write an expectation suite inferred from a known-good tabular version: columns and
+    types, null fractions, ranges, allowed values, uniqueness, row count, and drift checks
+    against this version. Edit it, then gate later versions with 'loopline data validate'.
+
+    Example: loopline data infer-expectations transactions@3 -o expectations.yaml
+    """
+    from loopline.data.expectations import save_suite
+
+    suite = workspace(ctx).data.infer_expectations(ref)
+    save_suite(suite, out)
+    console.print(f"{len(suite.expectations)} expectations inferred from {ref} -> {out}")
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="The version to check.")],
+    suite: Annotated[Path, typer.Option("--suite", "-s", help="Expectation suite (YAML/.py).")],
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="Reference version for drift checks (default: the suite's).", show_default=False
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Where to write report.json and report.html.")
+    ] = Path("validation"),
+) -> None:
+    """Validate a tabular version against a suite. Writes a JSON and an HTML report naming
+    every failed expectation with counts and sample failing rows, and exits with status 10
+    when an error-severity expectation fails (warnings never fail), so pipelines and CI can
+    gate on it.
+
+    Example: loopline data validate transactions@4 --suite expectations.yaml
+    """
+    from loopline.data.reports import write_report
+
+    report = workspace(ctx).data.validate(ref, suite, reference=reference)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path = write_report(report, report_dir / "report.json")
+    html_path = write_report(report, report_dir / "report.html")
+    stats = report.statistics
+    for result in report.results:
+        if result.success:
+            continue
+        mark = "warning" if result.severity == "warning" else "FAILED"
+        count = (
+            f" ({result.unexpected_count:,} rows)" if result.unexpected_count is not None else ""
+        )
+        console.print(f"{mark} {result.name}{count}: {result.detail}", soft_wrap=True)
+    verdict = "passed" if report.success else "FAILED"
+    console.print(
+        f"{ref}: {verdict}: {stats['passed']} of {stats['evaluated']} expectations passed, "
+        f"{stats['failed']} failed, {stats['warnings']} warning(s); reports: {json_path}, "
+        f"{html_path}"
+    )
+    if not report.success:
+        raise typer.Exit(VALIDATION_FAILED)
 
 
 @app.command("delete")

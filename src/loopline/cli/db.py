@@ -3,8 +3,6 @@ from __future__ import annotations
 import typer
 
 from loopline.cli.context import console, resolved
-from loopline.config import mask_uri
-from loopline.workspace import make_store
 
 app = typer.Typer(help="Manage the metadata database schema.", no_args_is_help=True)
 
@@ -12,6 +10,9 @@ app = typer.Typer(help="Manage the metadata database schema.", no_args_is_help=T
 @app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Apply pending migrations (opening a workspace does this too; this makes it explicit)."""
+    from loopline.config import mask_uri
+    from loopline.workspace import make_store
+
     uri = resolved(ctx).settings.store_uri
     store = make_store(uri, migrate_on_open=False)
     try:
@@ -28,6 +29,8 @@ def upgrade(ctx: typer.Context) -> None:
 @app.command("current")
 def current(ctx: typer.Context) -> None:
     """Print the database's schema revision and the newest one this Loopline ships."""
+    from loopline.workspace import make_store
+
     uri = resolved(ctx).settings.store_uri
     store = make_store(uri, migrate_on_open=False)
     try:

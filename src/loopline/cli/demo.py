@@ -3,13 +3,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from loopline.cli.context import console
-from loopline.demo import DemoStep, run_demo
+
+if TYPE_CHECKING:
+    from loopline.demo import DemoStep
 
 
 def demo(
@@ -39,6 +41,8 @@ def demo(
             ),
             soft_wrap=True,
         )
+
+    from loopline.demo import run_demo
 
     try:
         steps = run_demo(home, show)

@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from loopline.cli.context import console, state
-from loopline.workspace import init_workspace
 
 
 def init(
@@ -27,6 +26,8 @@ def init(
     """
     flags = state(ctx).flags
     target = directory or flags.get("home") or os.environ.get("LOOPLINE_HOME") or "."
+    from loopline.workspace import init_workspace
+
     with init_workspace(
         target, store_uri=flags.get("store_uri"), artifact_uri=flags.get("artifact_uri")
     ) as ws:

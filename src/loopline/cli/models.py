@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,7 +17,9 @@ from loopline.cli.context import console, workspace
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, NotFound
 from loopline.registry.entities import ModelVersion, PromotionRequest, RegisteredModel
-from loopline.registry.service import RegistryService
+
+if TYPE_CHECKING:
+    from loopline.registry.service import RegistryService
 
 app = typer.Typer(
     help="List, inspect, alias, download, trace and delete registered models.",

@@ -13,7 +13,6 @@ import typer
 
 from loopline.cli.context import console, workspace
 from loopline.cli.models import app
-from loopline.models.card import card as render_card
 
 __all__ = ["card"]
 
@@ -63,6 +62,8 @@ def card(
 
     Example: loopline models card fraud@champion --format html --card card.yaml --out fraud.html
     """
+    from loopline.models.card import card as render_card
+
     text = render_card(model_ref, format=fmt, card_yaml=card_file, workspace=workspace(ctx))
     if out is None:
         typer.echo(text, nl=False)

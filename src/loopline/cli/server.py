@@ -7,16 +7,18 @@ number of workers or replicas can serve the same stores. Start-up work that must
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import SecretStr
 
 from loopline.cli.context import state
-from loopline.config import ENV_PREFIX, Settings, load_settings, mask_uri
 from loopline.errors import InvalidInput
+
+if TYPE_CHECKING:  # imported when the command runs, not to print --help
+    from loopline.config import Settings
 
 __all__ = ["server", "settings_environment"]
 
@@ -41,6 +43,10 @@ class LogLevel(StrEnum):
 def settings_environment(settings: Settings, *, auth: bool) -> dict[str, str]:
     """``LOOPLINE_*`` variables that make :func:`loopline.server.app.app_from_environment`
     resolve exactly ``settings`` in a worker process, whatever else its environment holds."""
+    from pydantic import SecretStr
+
+    from loopline.config import ENV_PREFIX
+
     env = {f"{ENV_PREFIX}HOME": str(settings.home), f"{ENV_PREFIX}SERVER_AUTH": "1" if auth else ""}
     for name in type(settings).model_fields:
         if name in _NOT_EXPORTED:
@@ -50,6 +56,8 @@ def settings_environment(settings: Settings, *, auth: bool) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, tuple):  # structured settings travel as JSON
+            value = json.dumps([v.model_dump(mode="json") for v in value])
         env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     return env
 
@@ -167,6 +175,8 @@ def server(
             flags[name] = value
     # The server serves its own stores: a LOOPLINE_TRACKING_URI in the operator's shell (there
     # to reach some other server) must not turn it into a client of that one.
+    from loopline.config import load_settings, mask_uri
+
     settings = load_settings(flags).settings.model_copy(update={"tracking_uri": None})
     if workers > 1 and settings.store_uri.startswith("sqlite:///:memory:"):
         raise InvalidInput("--workers: an in-memory SQLite store cannot be shared by workers")

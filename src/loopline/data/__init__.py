@@ -15,8 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopline.data.entities import Dataset, DatasetKind, DatasetVersion
-from loopline.data.service import AddResult
+from loopline.data.entities import AddResult, Dataset, DatasetKind, DatasetVersion
 
 __all__ = [
     "AddResult",

@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Dataset", "DatasetKind", "DatasetVersion"]
+__all__ = ["AddResult", "Dataset", "DatasetKind", "DatasetVersion"]
 
 
 class DatasetKind(enum.StrEnum):
@@ -55,3 +55,14 @@ class Dataset:
     updated_ms: int
     latest_version: int | None
     version_count: int
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: DatasetVersion
+    created: bool
+    """False when the content equals the latest version's: nothing new was recorded."""
+    hashed: int
+    reused: int
+    malformed: list[Any] | None = None
+    """Rows of a CSV that could not be parsed (line number, reason), skipped."""

@@ -18,12 +18,17 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loopline.blobs.cas import BlobStore, Manifest
-from loopline.data.entities import TABLE_FILE, Dataset, DatasetKind, DatasetVersion
+from loopline.data.entities import (
+    TABLE_FILE,
+    AddResult,
+    Dataset,
+    DatasetKind,
+    DatasetVersion,
+)
 from loopline.data.files import FoundFile, find_files, store_files
 from loopline.data.store import DataStore, NewDatasetVersion
 from loopline.entities import Ref
@@ -33,7 +38,7 @@ from loopline.lineage import LineageGraph
 from loopline.paths import join_inside
 from loopline.store.hash_index import FileStat, HashIndex
 
-__all__ = ["TABLE_SUFFIXES", "AddResult", "DataService", "check_dataset_name", "parse_ref"]
+__all__ = ["TABLE_SUFFIXES", "DataService", "check_dataset_name", "parse_ref"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -67,17 +72,6 @@ def parse_ref(ref: str) -> tuple[str | None, int | None, str | None]:
             f"dataset reference {ref!r}: the version must be a positive number or 'latest'"
         )
     return name, int(version), None
-
-
-@dataclass(frozen=True)
-class AddResult:
-    version: DatasetVersion
-    created: bool
-    """False when the content equals the latest version's: nothing new was recorded."""
-    hashed: int
-    reused: int
-    malformed: list[Any] | None = None
-    """Rows of a CSV that could not be parsed (line number, reason), skipped."""
 
 
 class DataService:
@@ -286,6 +280,51 @@ class DataService:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         return self.checkout(version, scratch / version.name)
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(
+        self,
+        ref: str | DatasetVersion,
+        suite: Any,
+        *,
+        reference: str | DatasetVersion | None = None,
+    ) -> Any:
+        """Check a tabular version against an expectation suite (a file, a mapping or a
+        :class:`~loopline.data.expectations.Suite`). Distribution checks compare with
+        ``reference``, else the suite's own ``reference`` version. Returns the
+        :class:`~loopline.data.expectations.ValidationReport`; the outcome is recorded in the
+        event log."""
+        from loopline.data import expectations
+
+        version = self.resolve(ref)
+        parsed = expectations.load_suite(suite)
+        ref_version = reference or parsed.reference
+        with tempfile.TemporaryDirectory(prefix="loopline-validate-") as tmp:
+            path = self.table_path(version, Path(tmp) / "data.parquet")
+            ref_path = None
+            if ref_version:
+                ref_path = self.table_path(self.resolve(ref_version), Path(tmp) / "ref.parquet")
+            report = expectations.validate(path, parsed, dataset=version.ref, reference=ref_path)
+        self.events.record(
+            None,
+            "dataset.validated",
+            "dataset_version",
+            version.ref,
+            {"suite": parsed.name, "success": report.success, **report.statistics},
+        )
+        return report
+
+    def infer_expectations(self, ref: str | DatasetVersion, *, name: str | None = None) -> Any:
+        """A suite describing a (good) tabular version, to validate later versions against;
+        it names the version as its drift reference."""
+        from loopline.data import expectations
+
+        version = self.resolve(ref)
+        with tempfile.TemporaryDirectory(prefix="loopline-infer-") as tmp:
+            path = self.table_path(version, Path(tmp) / "data.parquet")
+            return expectations.infer_suite(
+                path, self.profile(version), name=name or version.name, reference=version.ref
+            )
 
     # -- lineage -----------------------------------------------------------------------------
     def use(self, ref: str | DatasetVersion, run_id: str) -> DatasetVersion:

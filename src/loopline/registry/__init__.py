@@ -3,6 +3,8 @@ models with their files. :class:`RegistryService` is the entry point (``workspac
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from loopline.registry.entities import (
     LoggedModel,
     LoggedModelStatus,
@@ -11,8 +13,10 @@ from loopline.registry.entities import (
     ModelVersionStatus,
     RegisteredModel,
 )
-from loopline.registry.service import RegistryService
-from loopline.registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    from loopline.registry.service import RegistryService
+    from loopline.registry.store import RegistryStore
 
 __all__ = [
     "LoggedModel",
@@ -24,3 +28,17 @@ __all__ = [
     "RegistryService",
     "RegistryStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The service pulls in the stores; code that needs only the entities (the CLI's start-up,
+    # say) should not pay for them.
+    if name == "RegistryService":
+        from loopline.registry.service import RegistryService
+
+        return RegistryService
+    if name == "RegistryStore":
+        from loopline.registry.store import RegistryStore
+
+        return RegistryStore
+    raise AttributeError(f"module 'loopline.registry' has no attribute {name!r}")
