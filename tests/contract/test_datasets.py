@@ -179,3 +179,36 @@ def test_deleted_versions_are_gone_and_numbers_are_not_reused(
     data.delete("pets")
     with pytest.raises(NotFound):
         data.versions("pets")
+
+
+def test_tables_are_stored_as_canonical_parquet_with_schema_profile_and_validation(
+    data: DataService, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [1, 2, 3, 4], "amount": [10.0, None, 30.0, 40.0]})
+    first = data.log_table(frame, "tx")
+    again = data.log_table(frame.copy(), "tx")
+    changed = frame.assign(amount=[10.0, 20.0, 30.0, -1.0])
+    second = data.log_table(pd.concat([changed, pd.DataFrame({"id": [5], "amount": [50.0]})]), "tx")
+    v1 = first.version
+    assert (first.created, again.created, v1.kind, v1.row_count) == (True, False, "table", 4)
+    assert v1.schema == [
+        {"name": "id", "type": "int64", "nullable": True},
+        {"name": "amount", "type": "double", "nullable": True},
+    ]
+    profile = data.profile("tx@1")
+    assert profile is not None
+    assert (profile["row_count"], profile["columns"]["amount"]["nulls"]) == (4, 1)
+    assert data.load("tx@1").equals(frame)
+    suite = data.infer_expectations("tx@1")
+    assert data.validate("tx@1", suite).success
+    report = data.validate(second.version, suite)
+    assert not report.success
+    assert "value_range(amount)" in {r.name for r in report.failures}
+    diff = data.diff("tx@1", "tx@2", key=["id"])
+    assert diff["table"]["row_count"] == {"old": 4, "new": 5, "change": 1}
+    assert (diff["table"]["rows"]["added"], diff["table"]["rows"]["changed"]) == (1, 2)
+    with pytest.raises(InvalidInput, match="both versions must be tables"):
+        data.add(_tree(tmp_path / "t", FILES), "files")
+        data.diff("files@1", "tx@1", key=["id"])
