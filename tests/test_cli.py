@@ -44,7 +44,10 @@ class TestBasics:
         assert result.returncode == 0, result.stderr
         assert "steps done" in result.stdout
         assert "deduplicated" in result.stdout
-        assert "byte-identical" in result.stdout
+        assert "every byte verified; the table equals the exported CSV" in result.stdout
+        assert "wine@1 passed" in result.stdout
+        assert "@champion <- run" in result.stdout
+        assert "<- dataset_version:wine@1" in result.stdout
         assert "APPLIED by reviewer" in result.stdout
         assert "model card with" in result.stdout
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.entities import BlobRef, Ref
+from loopline.entities import Ref
 from loopline.workspace import Workspace, init_workspace
 
 __all__ = ["DemoStep", "run_demo"]
@@ -49,24 +49,35 @@ class _Tour:
         return f"data/wine.csv, {len(frame)} rows x {frame.shape[1]} columns"
 
     def version_dataset(self) -> str:
-        self.manifest = self.ws.blobs.put_dir(self.data_dir)
-        self.ws.store.add_blob_refs([BlobRef(self.manifest, self.dataset, "manifest")])
-        self.ws.events.record(
-            None,
-            "dataset.version_created",
-            self.dataset.kind,
-            self.dataset.id,
-            {"manifest": self.manifest},
+        result = self.ws.data.add(
+            self.data_dir / "wine.csv", "wine", message="UCI wine, bundled with scikit-learn"
         )
-        files = len(self.ws.blobs.read_manifest(self.manifest).entries)
-        return f"{self.dataset} = manifest {self.manifest[:12]}… of {files} files"
+        v = result.version
+        self.manifest = v.digest
+        return (
+            f"dataset_version:{v.ref} = table of {v.row_count} rows x {len(v.schema or [])} "
+            f"columns (canonical Parquet, profiled), manifest {v.digest[:12]}…"
+        )
 
     def store_again(self) -> str:
-        same = self.ws.blobs.put_dir(self.data_dir) == self.manifest
-        return "deduplicated: same digest, nothing new written" if same else "digest changed!"
+        result = self.ws.data.add(self.data_dir / "wine.csv", "wine")
+        if result.created:
+            return "a new version appeared for unchanged data!"
+        return f"deduplicated: unchanged content is still {result.version.ref}, nothing written"
+
+    def validate(self) -> str:
+        from loopline.data.expectations import save_suite
+
+        suite = self.ws.data.infer_expectations("wine@1")
+        save_suite(suite, self.data_dir.parent / "expectations.yaml")
+        report = self.ws.data.validate("wine@1", suite)
+        verdict = "passed" if report.success else "FAILED"
+        return (
+            f"{len(suite.expectations)} expectations inferred (expectations.yaml), "
+            f"wine@1 {verdict} {report.statistics['passed']}/{report.statistics['evaluated']}"
+        )
 
     def train(self) -> str:
-        import pandas as pd
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
@@ -78,9 +89,6 @@ class _Tour:
         ll.use_workspace(self.ws)
         ll.set_experiment("wine-demo")
         ll.autolog()
-        frame = pd.read_csv(self.data_dir / "wine.csv")
-        X, y = frame.drop(columns="target"), frame["target"]
-        X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=7)
         candidates: dict[str, Any] = {
             "logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
             "forest-small": RandomForestClassifier(n_estimators=10, max_depth=2, random_state=7),
@@ -90,12 +98,16 @@ class _Tour:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for name, model in candidates.items():
-                    with ll.start_run(run_name=name) as run:
+                    with ll.start_run(run_name=name):
                         ll.seed_everything(7)
                         ll.log_param("dataset", str(self.dataset))
+                        frame = ll.data.load("wine@1")  # the run is recorded as reading it
+                        X, y = frame.drop(columns="target"), frame["target"]
+                        X_train, X_test, y_train, y_test = train_test_split(
+                            X, y, test_size=0.3, random_state=7
+                        )
                         model.fit(X_train, y_train)
                         ll.log_metric("test_accuracy", float(model.score(X_test, y_test)))
-                    self.ws.lineage.link(self.dataset, Ref("run", run.run_id), "trained_on")
         finally:
             ll.autolog(disable=True)
         return f"{len(candidates)} runs with params, training metrics and an MLflow-format model"
@@ -131,7 +143,8 @@ class _Tour:
         )
         registry.set_alias("wine-classifier", "champion", version.version)
         found = registry.get_version_by_alias("wine-classifier", "champion")
-        return f"wine-classifier v{found.version} @champion <- run {self.best_run[:12]}"
+        data = ", ".join(d["ref"] for d in found.provenance.get("datasets", []))
+        return f"wine-classifier v{found.version} @champion <- run {self.best_run[:12]} <- {data}"
 
     def govern(self) -> str:
         """Production is gated: a policy asks for one approval and a minimum test accuracy, so
@@ -207,11 +220,15 @@ class _Tour:
         )
 
     def restore(self) -> str:
-        self.ws.blobs.get_dir(self.manifest, self.restored)
-        same = (self.restored / "wine.csv").read_bytes() == (
-            self.data_dir / "wine.csv"
-        ).read_bytes()
-        return "every file verified and byte-identical" if same else "MISMATCH"
+        import pandas as pd
+
+        out = self.ws.data.checkout("wine@1", self.restored)
+        same = pd.read_parquet(out / "data.parquet").equals(pd.read_csv(self.data_dir / "wine.csv"))
+        return (
+            "checked out, every byte verified; the table equals the exported CSV"
+            if same
+            else "MISMATCH"
+        )
 
     def collect_garbage(self) -> str:
         loose = self.ws.blobs.put_bytes(b"scratch bytes nobody references")
@@ -249,8 +266,9 @@ def run_demo(
     tour = _Tour(ws, home)
     try:
         step("export a dataset", tour.export_dataset)
-        step("version it as blobs", tour.version_dataset)
+        step("version it", tour.version_dataset)
         step("store it again", tour.store_again)
+        step("validate it", tour.validate)
         step("train 3 models, tracked + autolog", tour.train)
         step("search and compare runs", tour.compare)
         step("trace the best model back", tour.trace)
