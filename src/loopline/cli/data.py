@@ -333,3 +333,41 @@ def delete(
         typer.confirm(f"Delete {what}?", abort=True)
     service.delete(name, version)
     console.print(f"deleted {what}")
+
+
+@app.command("datasheet")
+def datasheet(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="e.g. transactions@3.")],
+    fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or html.")] = "md",
+    sheet_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet",
+            help="YAML with motivation, composition, licence, ...; default: the version's "
+            "own datasheet.yaml (file datasets).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the datasheet here instead of to stdout.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """A datasheet: motivation, composition, collection, labeling, licence and limitations
+    (from YAML), contents (schema and profile, or files), version history, validations and
+    lineage of one dataset version.
+
+    Example: loopline data datasheet transactions@3 --format html --sheet sheet.yaml --out tx.html
+    """
+    from loopline.data.datasheet import datasheet as render_datasheet
+    from loopline.documents import atomic_write
+
+    text = render_datasheet(ref, format=fmt, sheet_yaml=sheet_file, workspace=workspace(ctx))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    atomic_write(out, text)  # never half a sheet behind a name someone already reads
+    console.print(f"wrote {out}", soft_wrap=True)

@@ -4,8 +4,6 @@ Its commands register on :data:`loopline.cli.models.app`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,20 +13,6 @@ from loopline.cli.context import console, workspace
 from loopline.cli.models import app
 
 __all__ = ["card"]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside ``path`` and rename, so a failed render never leaves half a card behind
-    a name a web server or a reviewer already reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
-    umask = os.umask(0)  # mkstemp creates 0600; give the card the mode a plain write would
-    os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)
-    os.replace(tmp.name, path)
 
 
 @app.command("card")
@@ -62,11 +46,12 @@ def card(
 
     Example: loopline models card fraud@champion --format html --card card.yaml --out fraud.html
     """
+    from loopline.documents import atomic_write
     from loopline.models.card import card as render_card
 
     text = render_card(model_ref, format=fmt, card_yaml=card_file, workspace=workspace(ctx))
     if out is None:
         typer.echo(text, nl=False)
         return
-    _write_atomically(out, text)
+    atomic_write(out, text)  # never half a card behind a name someone already reads
     console.print(f"wrote {out}", soft_wrap=True)

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from loopline.data.datasheet import datasheet
 from loopline.data.entities import AddResult, Dataset, DatasetKind, DatasetVersion
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "DatasetVersion",
     "add",
     "checkout",
+    "datasheet",
     "diff",
     "get",
     "load",

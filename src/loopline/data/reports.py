@@ -5,19 +5,14 @@ escapes every value, since sample rows are whatever the data holds.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loopline._version import __version__
 from loopline.data.expectations import ValidationReport, json_value
-
-if TYPE_CHECKING:
-    import jinja2
+from loopline.documents import atomic_write, environment
 
 __all__ = ["report_html", "report_json", "write_report"]
 
@@ -25,24 +20,6 @@ __all__ = ["report_html", "report_json", "write_report"]
 def report_json(report: ValidationReport, *, indent: int | None = 2) -> str:
     """The report as strict JSON (no NaN): results already hold only JSON-safe values."""
     return json.dumps(json_value(report.to_dict()), indent=indent, ensure_ascii=False)
-
-
-def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.2%}"
 
 
 def _compact(value: Any) -> str:
@@ -56,7 +33,9 @@ def _compact(value: Any) -> str:
     return text if len(text) <= 160 else text[:160] + "…"
 
 
-def _cell(value: Any) -> str:
+def _sample_cell(value: Any) -> str:
+    """A sample row's value as the data holds it: text as is, anything else as JSON (so
+    ``null`` and ``"null"`` differ)."""
     if value is None:
         return "null"
     if isinstance(value, str):
@@ -64,20 +43,8 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-@functools.cache
-def _environment() -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("loopline.data", "templates"),
-        autoescape=True,  # sample rows are arbitrary data: every value is escaped
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(when=_when, number=_number, percent=_percent, compact=_compact, cell=_cell)
-    return env
+_FILTERS = (("compact", _compact), ("cell", _sample_cell))
+"""The report's own filters; its ``cell`` prints sample values, not Markdown table cells."""
 
 
 def report_html(report: ValidationReport) -> str:
@@ -92,7 +59,7 @@ def report_html(report: ValidationReport) -> str:
             columns.extend(c for c in row if c not in columns)
         failed.append((index, result, columns))
     return (
-        _environment()
+        environment("loopline.data", html=True, filters=_FILTERS)
         .get_template("validation.html.j2")
         .render(report=report, failed=failed, loopline_version=__version__)
     )
@@ -102,10 +69,4 @@ def write_report(report: ValidationReport, path: str | os.PathLike[str]) -> Path
     """Write the JSON (``.json``) or HTML (any other suffix) report atomically."""
     target = Path(path)
     text = report_json(report) if target.suffix.lower() == ".json" else report_html(report)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, target)
-    return target
+    return atomic_write(target, text)

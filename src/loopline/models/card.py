@@ -18,11 +18,7 @@ field and a template block, not a new code path.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import json
-import math
-import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -31,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline._version import __version__
+from loopline.documents import UserYaml, environment, parse_user_yaml, parse_user_yaml_text
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.models.loading import download_model, read_mlmodel, source_files
@@ -38,8 +35,6 @@ from loopline.registry.entities import ModelVersion
 from loopline.registry.service import RegistryService
 
 if TYPE_CHECKING:
-    import jinja2
-
     from loopline.workspace import Workspace
 
 __all__ = [
@@ -75,9 +70,11 @@ LIST_FIELDS = ("owners", "references")
 CARD_FIELDS = (*TEXT_FIELDS, *LIST_FIELDS, "extra")
 """Every top-level key a card's YAML may have; ``extra`` maps free-form names to values."""
 FORMATS = ("md", "html")
+_WHAT = "model card"
+"""How errors about the YAML name it."""
 _MLMODEL_FILES = ("MLmodel", "requirements.txt", CARD_FILE)
 
-CardSource = str | os.PathLike[str] | Mapping[str, Any] | None
+CardSource = UserYaml
 """Where the user-written part comes from: a YAML file's path, an already-parsed mapping, or
 None to use the model directory's ``card.yaml`` if it has one."""
 
@@ -171,90 +168,22 @@ class ModelCard:
 
 
 # -- the user-written YAML ---------------------------------------------------------------------
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _text(value: Any, where: str) -> str | list[str]:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise InvalidInput(
-        f"model card field {where!r} must be a string or a list of strings, got {_type_name(value)}"
-    )
-
-
-def _strings(value: Any, where: str) -> list[str]:
-    text = _text(value, where)
-    return ([text] if text else []) if isinstance(text, str) else text
-
-
-def _scalar(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float | dt.date):
-        return str(value)
-    raise InvalidInput(
-        f"model card field {where!r} must be a string, number, boolean or a list of them, "
-        f"got {_type_name(value)}"
-    )
-
-
-def _extra(value: Any) -> dict[str, str | list[str]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"model card field 'extra' must be a mapping, got {_type_name(value)}")
-    out: dict[str, str | list[str]] = {}
-    for key, item in value.items():
-        where = f"extra.{key}"
-        if isinstance(item, list):
-            out[str(key)] = [_scalar(v, where) for v in item]
-        elif item is not None:
-            out[str(key)] = _scalar(item, where)
-    return out
-
-
 def parse_card_yaml(source: CardSource) -> UserSections:
     """Read and check a card's YAML (a path or a parsed mapping). Strict, because a misspelt
     ``limitation:`` silently dropped would publish a card claiming no limitations: an unknown
-    key or a wrongly typed field is InvalidInput naming it."""
-    if source is None:
-        return UserSections()
-    if isinstance(source, Mapping):
-        return _sections(source, "")
-    path = Path(source)
-    if not path.is_file():
-        raise NotFound(f"model card file {str(path)!r} not found")
-    return _sections_from_text(path.read_text(encoding="utf-8"), str(path))
+    key or a wrongly typed field is InvalidInput naming it (see
+    :func:`loopline.documents.parse_user_yaml`)."""
+    return UserSections(
+        **parse_user_yaml(source, what=_WHAT, text_fields=TEXT_FIELDS, list_fields=LIST_FIELDS)
+    )
 
 
 def _sections_from_text(text: str, origin: str) -> UserSections:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"model card {origin} is not valid YAML: {exc}") from exc
-    return _sections({} if doc is None else doc, origin)
-
-
-def _sections(doc: Any, origin: str) -> UserSections:
-    what = f"model card {origin}" if origin else "model card"
-    if not isinstance(doc, Mapping):
-        raise InvalidInput(f"{what} must be a mapping of fields, got {_type_name(doc)}")
-    for key in doc:
-        if key not in CARD_FIELDS:
-            raise InvalidInput(
-                f"{what}: unknown field {key!r}; the fields are "
-                f"{', '.join(CARD_FIELDS)} (put your own under 'extra')"
-            )
-    texts = {name: _text(doc.get(name), name) for name in TEXT_FIELDS}
-    lists = {name: _strings(doc.get(name), name) for name in LIST_FIELDS}
-    return UserSections(**texts, **lists, extra=_extra(doc.get("extra")), origin=origin)
+    return UserSections(
+        **parse_user_yaml_text(
+            text, origin=origin, what=_WHAT, text_fields=TEXT_FIELDS, list_fields=LIST_FIELDS
+        )
+    )
 
 
 # -- what the registry knows -------------------------------------------------------------------
@@ -528,47 +457,6 @@ def collect_card(
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def _when(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _number(value: float) -> str:
-    """Six significant digits: enough to compare versions, short enough to read."""
-    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def _md_cell(value: Any) -> str:
-    """A Markdown table cell: a ``|`` would end the cell and a newline the row."""
-    text = " ".join(str(value).split()) if value is not None else ""
-    return text.replace("|", "\\|")
-
-
-def _is_link(text: str) -> bool:
-    """Only web links become ``<a href>``: a ``javascript:`` reference must stay text."""
-    return text.startswith(("https://", "http://"))
-
-
-@functools.cache
-def _environment(html: bool) -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("loopline.models", "templates"),
-        autoescape=html,  # every piece of user text in HTML is escaped; Markdown stays verbatim
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(when=_when, number=_number, cell=_md_cell)
-    env.tests["link"] = _is_link
-    return env
-
-
 _SECTION_TITLES = {
     "intended_use": "Intended use",
     "out_of_scope_use": "Out-of-scope use",
@@ -587,7 +475,7 @@ def _render(card: ModelCard, template: str, html: bool) -> str:
         if key in _ALWAYS_SHOWN or getattr(card.user, key)
     ]
     return (
-        _environment(html)
+        environment("loopline.models", html=html)
         .get_template(template)
         .render(card=card, sections=sections, loopline_version=__version__)
     )
