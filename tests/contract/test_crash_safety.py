@@ -109,7 +109,7 @@ def _unfinished_writes(blobs: BlobStore) -> dict[str, int]:
     directory, or multipart uploads under the store's S3 prefix (with their uploaded bytes)."""
     backend: Any = blobs.backend
     if not blobs.uri.startswith("s3://"):
-        return {p.name: p.stat().st_size for p in backend.staging_dir.iterdir()}
+        return {p.name: p.stat().st_size for p in backend.staging_dir.rglob("*") if p.is_file()}
     prefix = backend.root.partition("/")[2] + "/"
     uploads = backend.fs.call_s3(
         "list_multipart_uploads", Bucket=backend.bucket, Prefix=prefix

@@ -212,3 +212,20 @@ def test_tables_are_stored_as_canonical_parquet_with_schema_profile_and_validati
     with pytest.raises(InvalidInput, match="both versions must be tables"):
         data.add(_tree(tmp_path / "t", FILES), "files")
         data.diff("files@1", "tx@1", key=["id"])
+
+
+def test_garbage_collection_keeps_every_file_a_version_lists_and_frees_deleted_ones(
+    data: DataService, workspace: Workspace, tmp_path: Path
+) -> None:
+    tree = _tree(tmp_path / "tree", FILES)
+    data.add(tree, "pets")
+    _tree(tree, {"b.txt": b"only in version 2"})
+    data.add(tree, "pets")
+    workspace.gc(grace_seconds=0)
+    assert _read(data.checkout("pets@1", tmp_path / "v1")) == FILES
+    only_v2 = next(e.digest for e in data.manifest("pets@2").entries if e.path == "b.txt")
+    data.delete("pets", 2)
+    report = workspace.gc(grace_seconds=0)
+    assert report.deleted == 2  # version 2's manifest and the file only it held
+    assert not workspace.blobs.exists(only_v2)
+    assert _read(data.checkout("pets@1", tmp_path / "again")) == FILES

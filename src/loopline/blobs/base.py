@@ -33,8 +33,10 @@ class Staged(abc.ABC):
     def publish(self, key: str, *, durable: bool = True) -> None:
         """Make the staged bytes readable under ``key``. If ``key`` exists its content is
         identical by construction (keys are digests), so the staged copy is dropped.
-        ``durable=False`` skips forcing the bytes to stable storage now: the caller publishes
-        many blobs, then calls :meth:`BlobBackend.sync` once before recording them."""
+        ``durable=False`` skips forcing the bytes to stable storage: the operating system writes
+        them back on its own schedule. A killed process loses nothing either way (the kernel
+        holds the bytes); only a power loss before write-back can, and verified reads then
+        report the damaged blob instead of returning it."""
 
     @abc.abstractmethod
     def discard(self) -> None:
@@ -63,9 +65,6 @@ class BlobBackend(abc.ABC):
     @abc.abstractmethod
     def stage(self) -> Staged:
         """Start a write. The staging area is never listed by :meth:`iter_objects`."""
-
-    def sync(self) -> None:  # noqa: B027 - stores that publish durably need nothing here
-        """Force blobs published with ``durable=False`` to stable storage."""
 
     @abc.abstractmethod
     def publish_path(self, path: Path, key: str) -> None:

@@ -103,7 +103,12 @@ class DataService:
         table: dict[str, Any] | None = None,
         index: HashIndex | None = None,
     ) -> AddResult:
-        report = store_files(files, self.blobs, index, progress=progress)
+        try:
+            latest = self.store.get_version(name, None)
+            present = {e.digest for e in self.blobs.read_manifest(latest.digest).entries}
+        except NotFound:
+            present = set()
+        report = store_files(files, self.blobs, index, progress=progress, present=present)
         manifest_digest = self.blobs.put_bytes(report.manifest.to_bytes())
         table = table or {}
         profile_digest = None
@@ -116,7 +121,6 @@ class DataService:
             kind=kind,
             file_count=len(report.manifest.entries),
             total_size=report.manifest.total_size,
-            file_digests=[e.digest for e in report.manifest.entries],
             created_by=self.actor,
             message=message,
             row_count=table.get("row_count"),

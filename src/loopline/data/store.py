@@ -5,7 +5,6 @@ NotFound, never returns None; every method is one transaction. Inputs arrive val
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +19,6 @@ class NewDatasetVersion:
     kind: str
     file_count: int
     total_size: int
-    file_digests: Sequence[str]
-    """Every blob the version references (kept from garbage collection with it)."""
     created_by: str
     message: str = ""
     row_count: int | None = None

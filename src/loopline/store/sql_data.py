@@ -98,10 +98,12 @@ class SqlDataStore(DataStore):
                     created_ms=stamp,
                 )
             )
+            # The manifest reference keeps every file it lists (GC reads referenced manifests),
+            # so a version of 20,000 files costs one reference row, not 20,001.
             owner = (DATASET_BLOB_OWNER, f"{name}@{number}")
             add_blob_refs(self.db, conn, *owner, [new.digest], "manifest", stamp)
-            extra = [new.profile_digest] if new.profile_digest else []
-            add_blob_refs(self.db, conn, *owner, [*new.file_digests, *extra], stamp=stamp)
+            if new.profile_digest:
+                add_blob_refs(self.db, conn, *owner, [new.profile_digest], stamp=stamp)
             row = conn.execute(
                 self._select_versions().where(dv.dataset_id == pk, dv.version == number)
             ).one()
