@@ -41,7 +41,9 @@ __all__ = [
     "parse_user_yaml",
     "parse_user_yaml_text",
     "percent",
+    "render",
     "size",
+    "user_sections",
     "when",
 ]
 
@@ -148,6 +150,30 @@ def environment(
     env.filters.update(dict(filters))
     env.tests["link"] = is_link
     return env
+
+
+def user_sections(
+    user: Any, titles: Mapping[str, str], always: tuple[str, ...]
+) -> list[tuple[str, Any]]:
+    """``(title, text)`` for the user-written prose a document shows, in order: those in
+    ``always`` even when empty (a reader should see that nobody wrote them), the others only
+    when filled."""
+    return [
+        (title, getattr(user, key))
+        for key, title in titles.items()
+        if key in always or getattr(user, key)
+    ]
+
+
+def render(package: str, template: str, *, html: bool, **context: Any) -> str:
+    """One template of ``package`` rendered with ``context`` and Loopline's version."""
+    from loopline._version import __version__
+
+    return (
+        environment(package, html=html)
+        .get_template(template)
+        .render(loopline_version=__version__, **context)
+    )
 
 
 # -- the user-written YAML ---------------------------------------------------------------------

@@ -25,9 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loopline._version import __version__
 from loopline.data.entities import DatasetKind, DatasetVersion
-from loopline.documents import UserYaml, environment, parse_user_yaml, parse_user_yaml_text
+from loopline.documents import (
+    UserYaml,
+    parse_user_yaml,
+    parse_user_yaml_text,
+    render,
+    user_sections,
+)
 from loopline.entities import Ref
 from loopline.errors import InvalidInput, NotFound
 
@@ -474,16 +479,8 @@ def collect_datasheet(
 
 # -- rendering ---------------------------------------------------------------------------------
 def _render(sheet: Datasheet, template: str, html: bool) -> str:
-    sections = [
-        (title, getattr(sheet.user, key))
-        for key, title in _SECTION_TITLES.items()
-        if key in _ALWAYS_SHOWN or getattr(sheet.user, key)
-    ]
-    return (
-        environment("loopline.data", html=html)
-        .get_template(template)
-        .render(sheet=sheet, sections=sections, loopline_version=__version__)
-    )
+    sections = user_sections(sheet.user, _SECTION_TITLES, _ALWAYS_SHOWN)
+    return render("loopline.data", template, html=html, sheet=sheet, sections=sections)
 
 
 def render_markdown(sheet: Datasheet) -> str:

@@ -26,8 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline._version import __version__
-from loopline.documents import UserYaml, environment, parse_user_yaml, parse_user_yaml_text
+from loopline.documents import (
+    UserYaml,
+    parse_user_yaml,
+    parse_user_yaml_text,
+    render,
+    user_sections,
+)
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.models.loading import download_model, read_mlmodel, source_files
@@ -469,16 +474,8 @@ _ALWAYS_SHOWN = ("intended_use", "limitations", "ethical_considerations")
 
 
 def _render(card: ModelCard, template: str, html: bool) -> str:
-    sections = [
-        (title, getattr(card.user, key))
-        for key, title in _SECTION_TITLES.items()
-        if key in _ALWAYS_SHOWN or getattr(card.user, key)
-    ]
-    return (
-        environment("loopline.models", html=html)
-        .get_template(template)
-        .render(card=card, sections=sections, loopline_version=__version__)
-    )
+    sections = user_sections(card.user, _SECTION_TITLES, _ALWAYS_SHOWN)
+    return render("loopline.models", template, html=html, card=card, sections=sections)
 
 
 def render_markdown(card: ModelCard) -> str:
