@@ -23,7 +23,7 @@ from loopline.errors import (
 )
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use
-    from loopline import data, models
+    from loopline import data, models, pipelines
     from loopline.api import (
         current_workspace,
         downstream,
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on 
     from loopline.blobs.gc import GcReport
     from loopline.config import Settings, load_settings
     from loopline.entities import BlobRef, Event, LineageEdge, Ref
+    from loopline.pipelines.steps import pipeline, step
     from loopline.tracking.autolog import autolog
     from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
     from loopline.tracking.fluent import (
@@ -111,6 +112,8 @@ _LAZY = {
     "log_text": "loopline.tracking.fluent",
     "models": "loopline.models",
     "open_workspace": "loopline.workspace",
+    "pipeline": "loopline.pipelines.steps",
+    "pipelines": "loopline.pipelines",
     "record_event": "loopline.api",
     "search_runs": "loopline.tracking.fluent",
     "seed_everything": "loopline.tracking.fluent",
@@ -118,6 +121,7 @@ _LAZY = {
     "set_tag": "loopline.tracking.fluent",
     "set_tags": "loopline.tracking.fluent",
     "start_run": "loopline.tracking.fluent",
+    "step": "loopline.pipelines.steps",
     "upstream": "loopline.api",
     "use_workspace": "loopline.api",
 }
@@ -193,6 +197,8 @@ __all__ = [
     "log_text",
     "models",
     "open_workspace",
+    "pipeline",
+    "pipelines",
     "record_event",
     "search_runs",
     "seed_everything",
@@ -200,6 +206,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "upstream",
     "use_workspace",
 ]

@@ -24,7 +24,9 @@ from loopline.cli import (
     init,
     lineage,
     models,
+    pipeline,
     runs,
+    scheduler,
     serve,
     server,
     users,
@@ -115,12 +117,15 @@ app.add_typer(events.app, name="events")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.add_typer(pipeline.app, name="pipeline")
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.tokens_app, name="tokens")
 app.add_typer(users.permissions_app, name="permissions")
 app.add_typer(audit.app, name="audit")
+app.command("scheduler")(scheduler.scheduler)
+app.add_typer(scheduler.schedule_app, name="schedule")
 
 
 def main() -> None:

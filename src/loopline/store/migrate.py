@@ -17,7 +17,7 @@ __all__ = ["HEAD", "VERSION_TABLE", "alembic_head", "current_revision", "head_re
 
 VERSION_TABLE = "loopline_alembic_version"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD = "0010"
+HEAD = "0011"
 """The newest revision in ``migrations/versions``; a test keeps it equal to Alembic's head."""
 # Arbitrary constant shared by every Loopline process: "LOOPLINE" in ASCII, as a bigint.
 _PG_LOCK_KEY = 0x4C4F4F504C494E45

@@ -53,6 +53,8 @@ __all__ = [
     "run_artifacts",
     "run_summaries",
     "runs",
+    "schedule_fires",
+    "schedules",
     "tags",
     "users",
     "workspace_meta",
@@ -530,4 +532,66 @@ dataset_versions = Table(
     Column("created_by", String(256), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Index(None, "digest"),
+)
+
+
+# -- schedules and their fires (migration 0011) -------------------------------------------------
+# A schedule's cursor is how far its trigger has been consumed: the last fired scheduled time in
+# ms (cron), the last seen dataset version (dataset) or event id (alert). It moves forward in
+# the transaction that records a fire, so a restarted scheduler resumes where the last one
+# stopped (and is reset to "now" when a disabled schedule is enabled again).
+# ``event_floor_id``: alert events at or below it (before the schedule existed or while it was
+# disabled) never fire, also when the scheduler looks back for late-committed events.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("target", String(512), nullable=False),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("kind", String(16), nullable=False),
+    Column("cron", String(256), nullable=True),
+    Column("dataset", String(200), nullable=True),
+    Column("alert", String(256), nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("catch_up", String(8), nullable=False, server_default="latest"),
+    Column("enabled", Boolean, nullable=False),
+    Column("cursor_ms", BigInteger, nullable=True),
+    Column("cursor_version", BigInteger, nullable=True),
+    Column("cursor_event_id", BigInteger, nullable=True),
+    Column("event_floor_id", BigInteger, nullable=True),
+    Column("created_by", String(256), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# One row per firing. UNIQUE (schedule_id, fire_key) is the restart- and race-safety: a cron
+# slot, dataset version, alert event or manual request is recorded once, whoever tries again.
+# AUTOINCREMENT on SQLite: a fire id (tagged on the runs it launched) is never handed out twice.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "schedule_id",
+        BigId,
+        ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("fire_key", String(300), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("scheduled_ms", BigInteger, nullable=False),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("details", Text, nullable=False, server_default="{}"),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("owner", String(256), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("schedule_id", "fire_key"),
+    Index(None, "status", "lease_until_ms"),
+    sqlite_autoincrement=True,
 )
