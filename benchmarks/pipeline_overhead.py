@@ -54,25 +54,30 @@ def make_pipeline(steps: int, shape: str):
     return trivial
 
 
-def measure(steps: int, shape: str, workers: int, reps: int) -> dict[str, object]:
+def measure(
+    steps: int, shape: str, workers: int, reps: int, executor: object = "local"
+) -> dict[str, object]:
     flow = make_pipeline(steps, shape)
-    shared_local_executor(workers)
+    if executor == "local":
+        shared_local_executor(workers)
+    options = {"workers": workers, "executor": executor}
     walls, cached = [], []
     with tempfile.TemporaryDirectory(prefix="loopline-bench-") as tmp:
         ll.use_workspace(init_workspace(Path(tmp) / "ws"))
-        run(make_pipeline(4, shape), {}, workers=workers, cache=False)  # warm the workers
+        run(make_pipeline(4, shape), {}, cache=False, **options)  # warm the workers
         for rep in range(reps):
             started = time.perf_counter()
-            result = run(flow, {"seed": rep}, workers=workers, cache=False)
+            result = run(flow, {"seed": rep}, cache=False, **options)
             walls.append(time.perf_counter() - started)
             assert result.status == "FINISHED", result.error
             started = time.perf_counter()
-            again = run(flow, {"seed": rep}, workers=workers)
+            again = run(flow, {"seed": rep}, **options)
             cached.append(time.perf_counter() - started)
             assert len(again.cached_steps) == steps
         ll.use_workspace(None)
     wall = statistics.median(walls)
     return {
+        "executor": "local" if executor == "local" else "ray",
         "steps": steps,
         "shape": shape,
         "workers": workers,
@@ -91,16 +96,26 @@ def main() -> None:
     parser.add_argument("--shape", choices=["chain", "wide", "both"], default="both")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--json", action="store_true", help="Print one JSON document.")
     args = parser.parse_args()
     shapes = ["chain", "wide"] if args.shape == "both" else [args.shape]
-    results = [measure(args.steps, s, args.workers, args.reps) for s in shapes]
+    executor: object = "local"
+    if args.executor == "ray":
+        from loopline.pipelines.ray_executor import RayExecutor
+
+        executor = RayExecutor(workers=args.workers)  # a local Ray instance, for this run
+    try:
+        results = [measure(args.steps, s, args.workers, args.reps, executor) for s in shapes]
+    finally:
+        if executor != "local":
+            executor.shutdown()  # type: ignore[attr-defined]
     if args.json:
         print(json.dumps({"results": results, "machine": describe()}, indent=2))
         return
     for r in results:
         print(
-            f"{r['shape']:>5} x {r['steps']} steps, {r['workers']} workers: "
+            f"{r['executor']}: {r['shape']:>5} x {r['steps']} steps, {r['workers']} workers: "
             f"{r['overhead_ms_per_step']:.2f} ms/step executed "
             f"(median wall {r['median_wall_s']:.2f}s of {r['reps']}), "
             f"{r['cached_ms_per_step']:.2f} ms/step cached"
