@@ -48,6 +48,12 @@ class TestBasics:
         assert "wine@1 passed" in result.stdout
         assert "@champion <- run" in result.stdout
         assert "<- dataset_version:wine@1" in result.stdout
+        assert (
+            "6 steps ran" in result.stdout
+            and "@challenger <- dataset_version:wine@1" in result.stdout
+        )
+        assert "6 of 6 steps cached" in result.stdout
+        assert "load -> validate -> split -> tune -> train -> evaluate" in result.stdout
         assert "APPLIED by reviewer" in result.stdout
         assert "model card with" in result.stdout
 
@@ -55,7 +61,7 @@ class TestBasics:
         result = run("demo", "--dir", str(tmp_path / "d"), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "d" / "loopline.toml").is_file()
-        events = run("events", "list", cwd=tmp_path / "d")
+        events = run("events", "list", "--action", "dataset.version_created", cwd=tmp_path / "d")
         assert "dataset.version_created" in events.stdout
 
 

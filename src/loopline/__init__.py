@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on 
     from loopline.config import Settings, load_settings
     from loopline.entities import BlobRef, Event, LineageEdge, Ref
     from loopline.pipelines.steps import pipeline, step
+    from loopline.pipelines.tuning import tune
     from loopline.tracking.autolog import autolog
     from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
     from loopline.tracking.fluent import (
@@ -122,6 +123,7 @@ _LAZY = {
     "set_tags": "loopline.tracking.fluent",
     "start_run": "loopline.tracking.fluent",
     "step": "loopline.pipelines.steps",
+    "tune": "loopline.pipelines.tuning",
     "upstream": "loopline.api",
     "use_workspace": "loopline.api",
 }
@@ -207,6 +209,7 @@ __all__ = [
     "set_tags",
     "start_run",
     "step",
+    "tune",
     "upstream",
     "use_workspace",
 ]

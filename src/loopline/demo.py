@@ -177,6 +177,47 @@ class _Tour:
         sections = sum(1 for line in path.read_text().splitlines() if line.startswith("## "))
         return f"model card with {sections} sections -> {path.name}"
 
+    def pipeline(self) -> str:
+        """Training as a pipeline (load -> validate -> split -> tune -> train -> evaluate), its
+        model registered from the train step's stored output as the challenger."""
+        import os
+
+        import loopline as ll
+        from loopline.demo_pipeline import wine_training
+
+        # Workers open the workspace through LOOPLINE_HOME.
+        os.environ["LOOPLINE_HOME"] = str(self.ws.settings.home)
+        ll.use_workspace(self.ws)
+        self.suite = str(self.data_dir.parent / "expectations.yaml")
+        result = ll.pipelines.run(wine_training, {"suite": self.suite}).raise_for_status()
+        self.pipeline_run = result
+        (model,) = result.steps["train"].outputs.values()
+        version = ll.models.register(
+            f"runs:/{result.steps['train'].run_id}/{model.path}", "wine-classifier"
+        )
+        ll.models.set_alias("wine-classifier", "challenger", version.version)
+        accuracy = result.output("evaluate")["test_accuracy"]
+        data = ", ".join(d["ref"] for d in version.provenance.get("datasets", []))
+        return (
+            f"{len(result.executed_steps)} steps ran, test_accuracy {accuracy:.3f}; "
+            f"registered as wine-classifier v{version.version} @challenger <- {data}"
+        )
+
+    def pipeline_again(self) -> str:
+        import loopline as ll
+        from loopline.demo_pipeline import wine_training
+
+        again = ll.pipelines.run(wine_training, {"suite": self.suite}).raise_for_status()
+        return f"{len(again.cached_steps)} of {len(again.steps)} steps cached, nothing re-ran"
+
+    def pipeline_graph(self) -> str:
+        from loopline.pipelines.dag import render
+
+        graph = self.pipeline_run.graph
+        (self.data_dir.parent / "pipeline.mmd").write_text(render(graph, "mermaid"))
+        order = " -> ".join(node["id"] for node in graph["nodes"])
+        return f"{order}; mermaid diagram in pipeline.mmd"
+
     def serve(self) -> str:
         """The same workspace shared over HTTP: a server on a free loopback port, read back
         through the remote client and the MLflow REST protocol, then stopped."""
@@ -275,6 +316,9 @@ def run_demo(
         step("register it, alias champion", tour.register)
         step("approve promotion to production", tour.govern)
         step("render its model card", tour.card)
+        step("train as a pipeline", tour.pipeline)
+        step("run the pipeline again", tour.pipeline_again)
+        step("the pipeline's DAG", tour.pipeline_graph)
         step("share over HTTP (server + MLflow API)", tour.serve)
         step("restore the data and verify", tour.restore)
         step("garbage collection (dry run)", tour.collect_garbage)

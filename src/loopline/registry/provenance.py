@@ -30,6 +30,8 @@ REQUIREMENTS_ARTIFACT = "loopline/requirements.txt"
 """Where a run's captured environment (pinned distributions) is stored among its artifacts."""
 DATASET_KINDS = frozenset({"dataset", "dataset_version"})
 EVALUATION_TAG = "loopline.evaluation"
+_DATASET_DEPTH = 20
+"""How far upstream of a run dataset versions are looked for (through pipeline steps)."""
 MODEL_VERSION_TAG = "loopline.model_version"
 _GIT_TAGS = {
     "commit": "mlflow.source.git.commit",
@@ -62,9 +64,12 @@ class RunFacts:
         for row in self.tracking.artifact_files(run_id, REQUIREMENTS_ARTIFACT):
             if row.path == REQUIREMENTS_ARTIFACT:
                 environment["requirements_digest"] = row.digest
-        datasets = []
-        for edge in self.lineage.upstream(("run", run_id), max_depth=1):
-            if edge.source.kind in DATASET_KINDS:
+        # Transitively: a pipeline's training step reads its data through upstream steps'
+        # outputs, and the model it produced still learned from those dataset versions.
+        datasets, seen = [], set()
+        for edge in self.lineage.upstream(("run", run_id), max_depth=_DATASET_DEPTH):
+            if edge.source.kind in DATASET_KINDS and edge.source not in seen:
+                seen.add(edge.source)
                 name, _, version = edge.source.id.rpartition("@")
                 datasets.append(
                     {"ref": str(edge.source), "name": name or edge.source.id, "version": version}
