@@ -109,9 +109,11 @@ def scheduler(
         ),
     ] = 60.0,
 ) -> None:
-    """Run registered schedules: every --poll seconds, launch what is due. Launches run one at
-    a time in this process. SIGTERM or Ctrl-C finishes the launch in progress and exits 0;
-    a fire left unfinished by a killed scheduler is launched again by the next one.
+    """Run registered schedules: every --poll seconds, launch what is due.
+
+    Launches run one at a time in this process. SIGTERM or Ctrl-C finishes the launch in
+    progress and exits 0; a fire left unfinished by a killed scheduler is launched again by the
+    next one.
 
     Example: loopline scheduler --poll 10
     """

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-import importlib
 import logging
 import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -61,6 +59,7 @@ from loopline.pipelines.schedule_triggers import (
     dataset_fires,
     to_ms,
 )
+from loopline.pipelines.targets import import_target
 
 if TYPE_CHECKING:
     from loopline.workspace import Workspace
@@ -78,22 +77,11 @@ def _utc_now() -> dt.datetime:
 
 
 def resolve_target(target: str) -> Any:
-    """Import ``module:attribute`` (dots after the colon walk attributes). The current
-    directory is importable, as for ``python -m`` and the pipeline runner."""
+    """Import ``module:attribute`` (see :func:`~loopline.pipelines.targets.import_target`),
+    after checking its shape, so a schedule with a malformed target is refused when added."""
     if not _TARGET.match(target):
         raise InvalidInput(f"target {target!r} must look like module.path:function")
-    module_name, _, attribute = target.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInput(f"target {target!r}: cannot import {module_name!r}: {exc}") from exc
-    for part in attribute.split("."):
-        if not hasattr(obj, part):
-            raise InvalidInput(f"target {target!r}: {module_name!r} has no attribute {part!r}")
-        obj = getattr(obj, part)
-    return obj
+    return import_target(target)
 
 
 def _is_pipeline(obj: Any) -> bool:

@@ -17,12 +17,13 @@ from loopline.pipelines.steps import Pipeline, pipeline
 __all__ = ["coerce_params", "load_target"]
 
 
-def load_target(target: str) -> Pipeline:
-    """Import ``module:function`` (the current directory is importable, as for ``python -m``);
-    a plain function is wrapped as a pipeline."""
+def import_target(target: str) -> Any:
+    """What ``module:attribute`` names (dots after the colon walk attributes); the current
+    directory is importable, as for ``python -m``. The one importer behind ``pipeline run``
+    and the scheduler's launches."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise InvalidInput(f"pipeline target {target!r} must look like module:function")
+        raise InvalidInput(f"target {target!r} must look like module.path:function")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -33,6 +34,12 @@ def load_target(target: str) -> Pipeline:
         if not hasattr(found, part):
             raise NotFound(f"module {module_name!r} has no {attr!r}")
         found = getattr(found, part)
+    return found
+
+
+def load_target(target: str) -> Pipeline:
+    """The pipeline ``module:function`` names; a plain function is wrapped as a pipeline."""
+    found = import_target(target)
     if isinstance(found, Pipeline):
         return found
     if callable(found):
