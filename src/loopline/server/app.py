@@ -203,11 +203,13 @@ def create_app(
         native,
         native_events,
         native_registry,
+        native_schedules,
     )
 
     app.include_router(native.router)
     app.include_router(native_events.router)
     app.include_router(native_registry.router)
+    app.include_router(native_schedules.router)
     app.include_router(admin.router)
     app.include_router(mlflow_api.router)
     app.include_router(mlflow_artifacts.router)
