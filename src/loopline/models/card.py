@@ -36,6 +36,7 @@ from loopline.documents import (
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.models.loading import download_model, read_mlmodel, source_files
+from loopline.models.refs import resolve_version
 from loopline.registry.entities import ModelVersion
 from loopline.registry.service import RegistryService
 
@@ -192,21 +193,6 @@ def _sections_from_text(text: str, origin: str) -> UserSections:
 
 
 # -- what the registry knows -------------------------------------------------------------------
-def resolve_version(registry: RegistryService, name_ref: str) -> ModelVersion:
-    """``NAME/VERSION``, ``NAME@ALIAS`` or either behind ``models:/``: the version it names.
-    Model names never contain ``/`` and aliases never contain ``@``, so the last one splits."""
-    ref = name_ref.removeprefix("models:/").strip()
-    if "/" in ref:
-        name, _, number = ref.rpartition("/")
-        return registry.get_model_version(name, number)
-    if "@" in ref:
-        name, _, alias = ref.rpartition("@")
-        return registry.get_version_by_alias(name, alias)
-    raise InvalidInput(
-        f"{name_ref!r} must look like NAME/VERSION or NAME@ALIAS, e.g. fraud/3 or fraud@champion"
-    )
-
-
 def approval_history(registry: RegistryService, name: str, version: int) -> list[HistoryEntry]:
     """Everything that decided whether ``version`` served, oldest first: promotion requests
     for it (who asked, who approved or rejected, with their comments) and moves of the

@@ -109,12 +109,12 @@ def locate_model(
             "models:/NAME/VERSION, runs:/RUN_ID/PATH)"
         )
     from loopline.api import current_workspace
-    from loopline.models.packaging import parse_model_ref, resolve_version
+    from loopline.models.refs import parse_model_ref, resolve_version
 
     ws = workspace or current_workspace()
     uri, name, version = text, text.rstrip("/").rsplit("/", 1)[-1], None
     if text.startswith("models:/") and not text.startswith("models:/m-"):
-        registered = resolve_version(ws, parse_model_ref(text))
+        registered = resolve_version(ws.registry, parse_model_ref(text))
         uri = f"models:/{registered.name}/{registered.version}"
         name, version = registered.name, str(registered.version)
     return ModelFiles(download_model(uri, scratch / "model", ws), name, version)
