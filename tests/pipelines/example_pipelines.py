@@ -166,3 +166,13 @@ def crash(code: int) -> int:
 @pipeline
 def crash_pipeline(code: int = 3):
     crash(code)
+
+
+@step(cache=False)
+def workspace_home() -> str:
+    return str(ll.current_workspace().settings.home)
+
+
+@pipeline
+def home_pipeline():
+    workspace_home()

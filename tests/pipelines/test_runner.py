@@ -259,3 +259,19 @@ class TestExecution:
         assert loaded.params == {"width": 2}
         assert loaded.output("total") == 8
         assert ll.current_workspace().tracking.get_run(run_id).params == {"width": "2"}
+
+
+def test_a_reused_worker_follows_the_workspace_of_each_run(tmp_path, monkeypatch):
+    """One worker serves runs of two workspaces in turn (a pool outlives a run): each run's
+    step sees its own workspace, not the one the worker opened first."""
+    from loopline.workspace import init_workspace
+
+    seen = []
+    for name in ("first", "second"):
+        home = tmp_path / name
+        ws = init_workspace(home)
+        monkeypatch.setenv("LOOPLINE_HOME", str(home))
+        ll.use_workspace(ws)
+        result = run(ex.home_pipeline, workers=1).raise_for_status()
+        seen.append(result.output("workspace_home"))
+    assert seen == [str((tmp_path / "first").resolve()), str((tmp_path / "second").resolve())]

@@ -39,9 +39,16 @@ def _apply_context(context: dict[str, Any]) -> None:
     if context["cwd"] != os.getcwd():
         os.chdir(context["cwd"])
     env = context["env"]
+    before = {n: v for n, v in os.environ.items() if n.startswith("LOOPLINE_")}
     for name in [n for n in os.environ if n.startswith("LOOPLINE_") and n not in env]:
         del os.environ[name]
     os.environ.update(env)
+    if before != env and "loopline.api" in sys.modules:
+        # This worker last served another workspace (a pool outlives one run): forget the
+        # workspace a step opened then, so ll.current_workspace() resolves the new settings.
+        from loopline.api import use_workspace
+
+        use_workspace(None)
     for name, mtime in context["modules"].items():
         module = sys.modules.get(name)
         known = _seen.get(name)
