@@ -39,6 +39,7 @@ __all__ = [
     "StepTask",
     "WorkerDied",
     "make_executor",
+    "settle",
     "shared_local_executor",
 ]
 
@@ -106,6 +107,24 @@ def make_executor(name: str, **options: Any) -> Executor:
     return factory(**options)  # type: ignore[no-any-return]
 
 
+def settle(future: Future[Any], answer: bytes) -> None:
+    """Resolve ``future`` from what :func:`loopline.pipelines.worker.call` answered: the value,
+    or the step's exception with its traceback text as ``loopline_traceback``."""
+    import cloudpickle
+
+    try:
+        outcome = cloudpickle.loads(answer)
+    except Exception as exc:
+        future.set_exception(exc)
+        return
+    if outcome[0] == "ok":
+        future.set_result(outcome[1])
+    else:
+        exc = outcome[1]
+        exc.loopline_traceback = outcome[2]
+        future.set_exception(exc)
+
+
 # -- local: a pool of persistent worker processes ---------------------------------------------
 def _context() -> dict[str, Any]:
     return {
@@ -163,22 +182,7 @@ class _Worker:
             finally:
                 with self.lock:
                     self.current = None
-            self._resolve(future, answer)
-
-    def _resolve(self, future: Future[Any], answer: bytes) -> None:
-        import cloudpickle
-
-        try:
-            outcome = cloudpickle.loads(answer)
-        except Exception as exc:
-            future.set_exception(exc)
-            return
-        if outcome[0] == "ok":
-            future.set_result(outcome[1])
-        else:
-            exc = outcome[1]
-            exc.loopline_traceback = outcome[2]
-            future.set_exception(exc)
+            settle(future, answer)
 
     def _restart(self, future: Future[Any]) -> None:
         code = self.proc.wait()

@@ -17,27 +17,20 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import traceback
 from concurrent.futures import Future
 from typing import Any
 
 from loopline.errors import ConfigError
-from loopline.pipelines.executors import StepTask
+from loopline.pipelines.executors import StepTask, settle
 
 __all__ = ["RayExecutor"]
 
 
 def _run(payload: bytes) -> bytes:
-    """What a Ray worker runs: the step on its inputs, the outcome pickled back. Exceptions
-    travel as values, so the runner sees the step's own exception (not Ray's wrapper) and
-    decides about retries itself."""
-    import cloudpickle
+    """What a Ray worker runs: the same call a local worker makes."""
+    from loopline.pipelines.worker import call
 
-    fn, args, kwargs = cloudpickle.loads(payload)
-    try:
-        return cloudpickle.dumps(("ok", fn(*args, **kwargs)))
-    except BaseException as exc:  # the step's failure is the answer, whatever it is
-        return cloudpickle.dumps(("error", exc, traceback.format_exc()))
+    return call(payload)
 
 
 class RayExecutor:
@@ -93,23 +86,16 @@ class RayExecutor:
         return future
 
     def _resolve(self, future: Future[Any], done: Future[Any]) -> None:
-        import cloudpickle
-
         with self._lock:
             self._refs.pop(id(future), None)
         if future.done():
             return
         try:
-            outcome = cloudpickle.loads(done.result())
+            answer = done.result()
         except BaseException as exc:  # the task itself was lost or cancelled
             future.set_exception(exc)
             return
-        if outcome[0] == "ok":
-            future.set_result(outcome[1])
-        else:
-            exc = outcome[1]
-            exc.loopline_traceback = outcome[2]
-            future.set_exception(exc)
+        settle(future, answer)
 
     def cancel(self, future: Future[Any]) -> None:
         with self._lock:

@@ -65,11 +65,22 @@ def _apply_context(context: dict[str, Any]) -> None:
 
 
 def _run(message: bytes) -> bytes:
-    import cloudpickle
 
     try:
         context, payload = pickle.loads(message)
         _apply_context(context)
+    except BaseException as exc:
+        return _error(exc)
+    return call(payload)
+
+
+def call(payload: bytes) -> bytes:
+    """Run the pickled ``(fn, args, kwargs)`` and pickle the outcome: ``("ok", value)`` or
+    ``("error", exception, traceback text)``. Failures travel as values, so the runner sees the
+    step's own exception and decides about retries itself, on every executor alike."""
+    import cloudpickle
+
+    try:
         fn, args, kwargs = cloudpickle.loads(payload)
         value = fn(*args, **kwargs)
     except BaseException as exc:
