@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ if TYPE_CHECKING:  # imported when a command runs, not to print --help
     from loopline.config import ResolvedSettings
     from loopline.workspace import Workspace
 
-__all__ = ["CliState", "console", "err_console", "resolved", "workspace"]
+__all__ = ["CliState", "console", "err_console", "print_json", "resolved", "when", "workspace"]
 
 
 def _console(stderr: bool) -> Console:
@@ -53,3 +55,15 @@ def workspace(ctx: typer.Context) -> Workspace:
     from loopline.workspace import Workspace
 
     return Workspace(resolved(ctx).settings)
+
+
+def when(ms: int | None) -> str:
+    """A millisecond timestamp as the CLI's tables show it (UTC, to the second)."""
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_json(value: Any) -> None:
+    """One JSON object on one line (``--json`` output), keys sorted."""
+    console.print(json.dumps(value, sort_keys=True, default=str), soft_wrap=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,9 +12,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopline.cli.context import console, err_console, workspace
+from loopline.cli.context import console, err_console, print_json, when, workspace
 from loopline.cli.progress import sized_progress
 from loopline.data.entities import DatasetVersion
+from loopline.documents import size
 
 app = typer.Typer(
     help="Version, inspect, compare, check out and validate datasets.", no_args_is_help=True
@@ -27,27 +27,10 @@ VALIDATION_FAILED = 10
 every error's exit code, so a gate can tell bad data from a broken command."""
 
 
-def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
-def _print_json(value: Any) -> None:
-    console.print(json.dumps(value, sort_keys=True, default=str), soft_wrap=True)
-
-
 def _what(v: DatasetVersion) -> str:
     if v.kind == "table":
-        return f"table, {v.row_count:,} rows x {len(v.schema or [])} columns, {_size(v.total_size)}"
-    return f"{v.file_count:,} files, {_size(v.total_size)}"
+        return f"table, {v.row_count:,} rows x {len(v.schema or [])} columns, {size(v.total_size)}"
+    return f"{v.file_count:,} files, {size(v.total_size)}"
 
 
 @app.command("add")
@@ -102,12 +85,12 @@ def list_(
     found = workspace(ctx).data.list_datasets()
     if as_json:
         for d in found:
-            _print_json(dataclasses.asdict(d))
+            print_json(dataclasses.asdict(d))
         return
     table = Table("name", "latest", "versions", "updated (UTC)")
     for d in found:
         latest = str(d.latest_version or "-")
-        table.add_row(d.name, latest, str(d.version_count), _when(d.updated_ms))
+        table.add_row(d.name, latest, str(d.version_count), when(d.updated_ms))
     console.print(table)
     console.print(f"{len(found)} dataset(s)")
 
@@ -125,12 +108,12 @@ def versions(
     found = workspace(ctx).data.versions(name)
     if as_json:
         for v in found:
-            _print_json(dataclasses.asdict(v))
+            print_json(dataclasses.asdict(v))
         return
     table = Table("version", "kind", "content", "digest", "by", "created (UTC)", "message")
     for v in found:
         table.add_row(
-            v.ref, v.kind, _what(v), v.digest[:12], v.created_by, _when(v.created_ms), v.message
+            v.ref, v.kind, _what(v), v.digest[:12], v.created_by, when(v.created_ms), v.message
         )
     console.print(table)
 
@@ -155,11 +138,11 @@ def show(
         row["profile"] = profile
         if list_files:
             row["files"] = [{"path": e.path, "size": e.size, "digest": e.digest} for e in entries]
-        _print_json(row)
+        print_json(row)
         return
     console.print(Text(v.ref, style="bold") + Text(f"  {_what(v)}"))
     console.print(f"digest {v.digest}")
-    console.print(f"created {_when(v.created_ms)} by {v.created_by}  {v.message}".rstrip())
+    console.print(f"created {when(v.created_ms)} by {v.created_by}  {v.message}".rstrip())
     if v.schema:
         table = Table("column", "type", "nulls", "distinct", "min", "max", "mean")
         columns = (profile or {}).get("columns", {})
@@ -222,7 +205,7 @@ def diff(
     """
     result = workspace(ctx).data.diff(old, new, key=key)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     files = result["files"]
     if result["same_content"]:

@@ -4,8 +4,6 @@ paged walk) on ``workspace.registry``; nothing here decides anything the service
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopline.cli.context import console, workspace
+from loopline.cli.context import console, print_json, when, workspace
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, NotFound
 from loopline.registry.entities import ModelVersion, PromotionRequest, RegisteredModel
@@ -27,16 +25,6 @@ app = typer.Typer(
 )
 
 _JSON_LINES = "One JSON object per line."
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _print_json(value: Any) -> None:
-    console.print(json.dumps(value, sort_keys=True), soft_wrap=True)
 
 
 def _latest(model: RegisteredModel) -> int | None:
@@ -92,7 +80,7 @@ def _versions_table(versions: list[ModelVersion]) -> Table:
             v.source,
             v.run_id or "",
             v.current_stage,
-            _when(v.creation_timestamp),
+            when(v.creation_timestamp),
         )
     return table
 
@@ -117,7 +105,7 @@ def list_(
     models = list(_all_models(workspace(ctx).registry, filter_string))
     if as_json:
         for model in models:
-            _print_json(_model_row(model))
+            print_json(_model_row(model))
         return
     table = Table("name", "latest", "aliases", "description", "updated (UTC)")
     for m in models:
@@ -127,7 +115,7 @@ def list_(
             "" if latest is None else str(latest),
             _aliases(m.aliases),
             m.description,
-            _when(m.last_updated_timestamp),
+            when(m.last_updated_timestamp),
         )
     console.print(table)
     console.print(f"{len(models)} registered model(s)")
@@ -151,14 +139,14 @@ def show(
     if as_json:
         row = _model_row(model)
         row["versions"] = [dataclasses.asdict(v) for v in versions]
-        _print_json(row)
+        print_json(row)
         return
     console.print(Text(model.name, style="bold"))
     if model.description:
         console.print(model.description)
     console.print(
-        f"created {_when(model.creation_timestamp)}   updated "
-        f"{_when(model.last_updated_timestamp)}   aliases {_aliases(model.aliases) or '-'}"
+        f"created {when(model.creation_timestamp)}   updated "
+        f"{when(model.last_updated_timestamp)}   aliases {_aliases(model.aliases) or '-'}"
     )
     for key in sorted(model.tags):
         console.print(f"tag {key} = {model.tags[key]}")
@@ -181,7 +169,7 @@ def versions(
     found = _versions(workspace(ctx).registry, name)
     if as_json:
         for v in found:
-            _print_json(dataclasses.asdict(v))
+            print_json(dataclasses.asdict(v))
         return
     console.print(_versions_table(found))
 
@@ -303,12 +291,12 @@ def history(
     moves = workspace(ctx).registry.alias_history(name, alias_name)
     if as_json:
         for move in moves:
-            _print_json(dataclasses.asdict(move))
+            print_json(dataclasses.asdict(move))
         return
     table = Table("time (UTC)", "alias", "from", "to", "by", "reason")
     for m in moves:
         table.add_row(
-            _when(m.time_ms),
+            when(m.time_ms),
             m.alias,
             "" if m.previous_version is None else str(m.previous_version),
             "(removed)" if m.version is None else str(m.version),
@@ -361,7 +349,7 @@ def lineage(
     edges = ws.lineage.upstream(root)
     if as_json:
         for e in edges:
-            _print_json(
+            print_json(
                 {
                     "source": str(e.source),
                     "target": str(e.target),
@@ -369,7 +357,7 @@ def lineage(
                     "depth": e.depth,
                 }
             )
-        _print_json({"provenance": found.provenance, "version_label": found.version_label})
+        print_json({"provenance": found.provenance, "version_label": found.version_label})
         return
     label = f" (version label {found.version_label})" if found.version_label else ""
     console.print(Text(f"{root}{label}", style="bold"))

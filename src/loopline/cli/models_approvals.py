@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from loopline.cli.context import console, workspace
-from loopline.cli.models import _print_json, _when, app
+from loopline.cli.context import console, print_json, when, workspace
+from loopline.cli.models import app
 from loopline.errors import InvalidInput
 from loopline.registry.entities import PromotionRequest
 
@@ -80,7 +80,7 @@ def requests(
     found = workspace(ctx).registry.list_promotion_requests(name, state=state)
     if as_json:
         for request in found:
-            _print_json(dataclasses.asdict(request))
+            print_json(dataclasses.asdict(request))
         return
     if not found:
         console.print("no promotion requests")
@@ -96,7 +96,7 @@ def requests(
             f"{r.approvals}/{r.required_approvals} "
             + ", ".join(f"{'+' if d.approved else '-'}{d.actor}" for d in r.decisions),
             r.requested_by,
-            _when(r.created_ms),
+            when(r.created_ms),
         )
     console.print(table)
 
@@ -150,7 +150,7 @@ def policy_show(
     if not policies:
         console.print(f"{name}: no promotion policies; every alias moves freely")
     for policy in policies:
-        _print_json(policy.to_dict())
+        print_json(policy.to_dict())
 
 
 @policy_app.command("delete")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopline.cli.context import console, err_console, state, workspace
+from loopline.cli.context import console, err_console, state, when, workspace
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -31,12 +30,6 @@ _STYLE = {
 }
 FAILED_EXIT = 1
 """Exit status of 'pipeline run' and 'pipeline resume' when the pipeline FAILED."""
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _seconds(value: float | None) -> str:
@@ -201,7 +194,7 @@ def list_(
             r.run_id,
             r.tags.get("loopline.pipeline", r.info.run_name),
             str(r.info.status),
-            _when(r.info.start_time),
+            when(r.info.start_time),
             duration,
             r.tags.get("loopline.pipeline.steps", ""),
         )
@@ -241,7 +234,7 @@ def show(
         Text.assemble(
             f"pipeline {result.name} run {result.run_id} ",
             (result.status, "green" if result.status == "FINISHED" else "bold red"),
-            f"  started {_when(result.start_ms)}",
+            f"  started {when(result.start_ms)}",
         ),
         soft_wrap=True,
     )

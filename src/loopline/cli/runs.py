@@ -1,22 +1,15 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from loopline.cli.context import console, workspace
+from loopline.cli.context import console, when, workspace
 from loopline.tracking.entities import Run, ViewType
 
 app = typer.Typer(help="List, inspect, compare, delete and restore runs.", no_args_is_help=True)
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _duration(run: Run) -> str:
@@ -78,7 +71,7 @@ def list_(
             run.info.run_name,
             run.info.experiment_id,
             run.info.status,
-            _when(run.info.start_time),
+            when(run.info.start_time),
             _duration(run),
             *(_fmt(run.metrics.get(k)) for k in metric_keys),
         )
@@ -98,7 +91,7 @@ def show(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.
         f"experiment {info.experiment_id}   status {info.status}   stage {info.lifecycle_stage}"
     )
     console.print(
-        f"started {_when(info.start_time)}   ended {_when(info.end_time) or '-'}   "
+        f"started {when(info.start_time)}   ended {when(info.end_time) or '-'}   "
         f"duration {_duration(run) or '-'}"
     )
     if info.parent_run_id:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from loopline.cli.context import console, workspace
+from loopline.cli.context import console, when, workspace
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -39,12 +39,6 @@ schedule_app = typer.Typer(
 )
 
 _JSON = "One JSON object per line."
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _file_clock(path: str) -> dt.datetime:
@@ -275,7 +269,7 @@ def history(
             str(f.id),
             f.key,
             f.trigger,
-            _when(f.scheduled_ms),
+            when(f.scheduled_ms),
             f.status,
             f.run_id or "",
             str(f.attempts),

@@ -11,7 +11,6 @@ from a registry you trust.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import urllib.parse
@@ -24,6 +23,7 @@ from typing import Any
 from loopline.errors import InvalidInput, NotFound
 from loopline.models.enforce import ExtraColumns, enforce_signature
 from loopline.models.flavors import Predictor, flavor_for_loader
+from loopline.registry.versioning import parse_mlmodel
 from loopline.tracking.store import ArtifactRow, write_rows
 from loopline.workspace import Workspace
 
@@ -50,16 +50,7 @@ def read_mlmodel(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / "MLmodel"
     if not path.is_file():
         raise NotFound(f"{directory} is not a model directory: it has no MLmodel file")
-    text = path.read_text()
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        import yaml
-
-        doc = yaml.safe_load(text)
-    if not isinstance(doc, dict) or "flavors" not in doc:
-        raise InvalidInput(f"{path} is not an MLmodel document (no 'flavors')")
-    return doc
+    return parse_mlmodel(path.read_text(), str(path))
 
 
 @dataclass
