@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 
 from loopline.config import mask_uri
 from loopline.errors import ConfigError, PermissionDenied
+from loopline.store.sqlite_wal import use_wal
 
 __all__ = ["WRITE_OPTION", "make_engine", "sqlite_path"]
 
@@ -71,7 +72,7 @@ def _sqlite_engine(uri: str) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        use_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         # LIKE is case-sensitive on PostgreSQL and in MLflow's grammar; make SQLite agree.
