@@ -183,6 +183,37 @@ class TestCapture:
         requirements = ws.tracking.open_artifact(run.run_id, "loopline/requirements.txt").read()
         assert b"sqlalchemy==" in requirements.lower()
 
+    def test_requirements_match_the_installed_distributions_and_follow_an_install(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """The header-only reading gives what the full metadata parser gives, and the
+        per-process memory notices a distribution appearing on the import path."""
+        import importlib.metadata
+        import os
+
+        from loopline.tracking.capture import requirements
+
+        expected = {
+            f"{d.metadata['Name']}=={d.version}"
+            for d in importlib.metadata.distributions()
+            if d.metadata.get("Name")
+        }
+        before = requirements()
+        assert set(before.splitlines()) == expected
+        site = tmp_path / "site"
+        site.mkdir()
+        monkeypatch.syspath_prepend(str(site))
+        assert "zz-fresh-dist==1.2.3" not in requirements()
+        info = site / "zz_fresh_dist-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: zz-fresh-dist\nVersion: 1.2.3\n\nName: not-this\n"
+        )
+        stamp = os.stat(site).st_mtime_ns + 1_000_000
+        os.utime(site, ns=(stamp, stamp))  # an install in the same clock tick still counts
+        after = requirements().splitlines()
+        assert "zz-fresh-dist==1.2.3" in after and "not-this" not in "".join(after)
+
     def test_git_commit_branch_and_diff_are_captured(
         self, ws: ll.Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ):

@@ -75,6 +75,28 @@ def insert_events(conn: Any, new_events: Iterable[NewEvent]) -> int:
     return total
 
 
+def insert_links(db: Database, conn: Any, edges: Sequence[tuple[Ref, Ref, str]]) -> None:
+    """Record lineage edges on ``conn``, inside the caller's transaction; an edge already
+    recorded is kept as it was."""
+    stamp = now_ms()
+    for source, target, _ in edges if isinstance(edges, Sequence) else ():
+        if source == target:
+            raise InvalidInput(f"an object cannot be linked to itself ({source})")
+    rows = [
+        {
+            "source_kind": source.kind,
+            "source_id": source.id,
+            "target_kind": target.kind,
+            "target_id": target.id,
+            "relation": check_kind(relation, "relation", example="'trained_on', 'produced'"),
+            "created_ms": stamp,
+        }
+        for source, target, relation in edges
+    ]
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(db.insert(lineage).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+
+
 def add_blob_refs(
     db: Database,
     conn: Any,

@@ -31,7 +31,7 @@ from loopline.entities import NewEvent
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import tables as t
 from loopline.store.database import Database, now_ms
-from loopline.store.sql import insert_events, record_files, under_prefix
+from loopline.store.sql import insert_events, insert_links, record_files, under_prefix
 from loopline.store.tables import (
     blob_refs,
     experiment_tags,
@@ -47,6 +47,7 @@ from loopline.tracking.entities import (
     Metric,
     Run,
     RunInfo,
+    RunRecord,
     ViewType,
 )
 from loopline.tracking.search_filter import Compare, OrderKey
@@ -301,25 +302,46 @@ class SqlTrackingStore(TrackingStore):
             )
 
     # -- runs ------------------------------------------------------------------------------
-    def create_run(self, info: RunInfo, tags: dict[str, str]) -> None:
-        pk = _experiment_pk(info.experiment_id)
+    def insert_runs(self, records: Sequence[RunRecord]) -> None:
+        if not records:
+            return
+        run_rows, tag_rows, param_rows, metric_rows, events = [], [], [], [], []
+        pks: set[int] = set()
+        for r in records:
+            pk = _experiment_pk(r.info.experiment_id)
+            pks.add(pk)
+            run_rows.append({**dataclasses.asdict(r.info), "experiment_id": pk})
+            rid = r.info.run_id
+            tag_rows += [{"run_id": rid, "key": k, "value": v} for k, v in r.tags.items()]
+            param_rows += [{"run_id": rid, "key": k, "value": v} for k, v in r.params.items()]
+            metric_rows += [(rid, m) for m in r.metrics]
+            events += r.events
         with self.db.write() as conn:
-            stage = conn.execute(
-                select(experiments.c.lifecycle_stage).where(experiments.c.experiment_id == pk)
-            ).scalar_one_or_none()
-            if stage is None:
-                raise NotFound(f"experiment {info.experiment_id!r} not found")
-            if stage != LifecycleStage.ACTIVE:
-                raise InvalidInput(
-                    f"experiment {info.experiment_id!r} is deleted; restore it before adding runs"
-                )
-            conn.execute(runs.insert().values(**{**dataclasses.asdict(info), "experiment_id": pk}))
-            if tags:
+            stages = dict(
                 conn.execute(
-                    t.tags.insert(),
-                    [{"run_id": info.run_id, "key": k, "value": v} for k, v in tags.items()],
-                )
-            self._refresh_summaries(conn, [info.run_id])
+                    select(experiments.c.experiment_id, experiments.c.lifecycle_stage).where(
+                        experiments.c.experiment_id.in_(pks)
+                    )
+                ).all()
+            )
+            for pk in sorted(pks):
+                if pk not in stages:
+                    raise NotFound(f"experiment {str(pk)!r} not found")
+                if stages[pk] != LifecycleStage.ACTIVE:
+                    raise InvalidInput(
+                        f"experiment {str(pk)!r} is deleted; restore it before adding runs"
+                    )
+            for table, rows in ((runs, run_rows), (t.tags, tag_rows), (t.params, param_rows)):
+                for chunk in _chunks(rows):
+                    conn.execute(table.insert(), list(chunk))
+            if metric_rows:
+                self._insert_metrics(conn, metric_rows)
+            self._refresh_summaries(conn, [r.info.run_id for r in records])
+            if events:
+                insert_events(conn, events)
+            links = [edge for r in records for edge in r.links]
+            if links:
+                insert_links(self.db, conn, links)
 
     def _id_list(self, run_ids: Sequence[str]) -> tuple[str, Any]:
         """A FROM item ``j(value)`` listing ``run_ids``, bound as one parameter (a JSON array on
@@ -524,16 +546,20 @@ class SqlTrackingStore(TrackingStore):
             conn.execute(stmt, list(chunk))
 
     def _log_metrics(self, conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
+        self._insert_metrics(conn, [(run_id, m) for m in points])
+
+    def _insert_metrics(self, conn: Connection, points: Sequence[tuple[str, Metric]]) -> None:
+        """Metric points of one run or many, and each (run, key)'s latest point."""
         rows = []
-        best: dict[str, tuple[int, int, float, bool]] = {}
-        for m in points:
+        best: dict[tuple[str, str], tuple[int, int, float, bool]] = {}
+        for run_id, m in points:
             nan = m.value != m.value
             value = 0.0 if nan else m.value
             rows.append((run_id, m.key, m.step, m.timestamp, value, nan))
             candidate = (m.step, m.timestamp, value, nan)
-            current = best.get(m.key)
+            current = best.get((run_id, m.key))
             if current is None or candidate[:3] > current[:3]:
-                best[m.key] = candidate
+                best[(run_id, m.key)] = candidate
         # The hot path of logging: plain values straight to the driver. Building SQLAlchemy
         # parameter dicts cost more than SQLite's own insert work (profiled). SQLite takes an
         # executemany of tuples; PostgreSQL one statement over column arrays (unnest), which
@@ -548,13 +574,12 @@ class SqlTrackingStore(TrackingStore):
         else:
             sql = (
                 "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
-                "SELECT %s, * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], "
                 "%s::double precision[], %s::boolean[]) ON CONFLICT DO NOTHING"
             )
             for chunk in _chunks(rows, 5000):
-                _, keys, steps, stamps, values, nans = zip(*chunk, strict=True)
-                args = (run_id, list(keys), list(steps), list(stamps), list(values), list(nans))
-                conn.exec_driver_sql(sql, args)
+                columns = tuple(list(column) for column in zip(*chunk, strict=True))
+                conn.exec_driver_sql(sql, columns)
         stmt = self.db.insert(latest_metrics)
         lm, new = latest_metrics.c, stmt.excluded
         newer = or_(
@@ -574,7 +599,7 @@ class SqlTrackingStore(TrackingStore):
         )
         latest_rows = [
             {"run_id": run_id, "key": k, "step": s, "timestamp": ts, "value": v, "is_nan": n}
-            for k, (s, ts, v, n) in best.items()
+            for (run_id, k), (s, ts, v, n) in best.items()
         ]
         for chunk in _chunks(latest_rows):
             conn.execute(stmt, list(chunk))

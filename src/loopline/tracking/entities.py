@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from loopline.entities import NewEvent, Ref
+
 __all__ = [
     "ArtifactInfo",
     "Experiment",
@@ -13,6 +15,7 @@ __all__ = [
     "Metric",
     "Run",
     "RunInfo",
+    "RunRecord",
     "RunStatus",
     "ViewType",
 ]
@@ -93,6 +96,22 @@ class Run:
     @property
     def run_id(self) -> str:
         return self.info.run_id
+
+
+@dataclass
+class RunRecord:
+    """A run to be written whole: its row, what was logged to it and the events and lineage
+    its creation (and, when ``info`` is terminal, its end) records. Creating a run writes one
+    of these in one transaction, and the background writer writes a batch of them (a study's
+    trials) with a few statements in all instead of several transactions per run."""
+
+    info: RunInfo
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+    links: list[tuple[Ref, Ref, str]] = field(default_factory=list)
+    """``(source, target, relation)`` lineage edges."""
 
 
 @dataclass(frozen=True)

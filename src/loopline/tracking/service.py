@@ -4,6 +4,7 @@ are the blob store's."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from loopline.blobs.cas import BlobStore
-from loopline.entities import NewEvent
+from loopline.entities import NewEvent, Ref
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
@@ -27,6 +28,7 @@ from loopline.tracking.entities import (
     Metric,
     Run,
     RunInfo,
+    RunRecord,
     RunStatus,
     ViewType,
 )
@@ -226,18 +228,34 @@ class TrackingService:
         parent_run_id: str | None = None,
         user_id: str | None = None,
     ) -> Run:
+        if parent_run_id is not None:
+            self.store.get_run(check_run_id(parent_run_id))  # NotFound if the parent is unknown
+        experiment = self.store.get_experiment(str(experiment_id))
+        record = self.plan_run(experiment, run_name, tags, start_time, parent_run_id, user_id)
+        self.store.insert_runs([record])
+        return self.store.get_run(record.info.run_id)
+
+    def plan_run(
+        self,
+        experiment: Experiment,
+        run_name: str | None = None,
+        tags: dict[str, Any] | None = None,
+        start_time: int | None = None,
+        parent_run_id: str | None = None,
+        user_id: str | None = None,
+    ) -> RunRecord:
+        """A new run, validated and complete but not yet written: ``create_run`` writes it at
+        once; a study's trials queue theirs to the background writer (``write_runs``), so a
+        trial costs no transaction of its own. The caller vouches that the parent exists."""
         clean_tags = {check_key(k, "tag"): tag_value(k, v) for k, v in (tags or {}).items()}
         name = run_name or clean_tags.get("mlflow.runName") or generate_run_name()
         if len(name) > 250:
             raise InvalidInput("run name is longer than 250 characters")
         if parent_run_id is not None:
-            check_run_id(parent_run_id)
-            self.store.get_run(parent_run_id)  # NotFound if the parent is unknown
-            clean_tags["mlflow.parentRunId"] = parent_run_id
+            clean_tags["mlflow.parentRunId"] = check_run_id(parent_run_id)
         clean_tags["mlflow.runName"] = name
         user = user_id or clean_tags.get("mlflow.user") or self.actor
         clean_tags.setdefault("mlflow.user", user)
-        experiment = self.store.get_experiment(str(experiment_id))
         run_id = uuid.uuid4().hex
         info = RunInfo(
             run_id=run_id,
@@ -251,13 +269,32 @@ class TrackingService:
             artifact_uri=f"{experiment.artifact_location.rstrip('/')}/{run_id}/artifacts",
             parent_run_id=parent_run_id,
         )
-        self.store.create_run(info, clean_tags)
-        self.events.record(
-            user, "run.created", "run", run_id, {"experiment_id": experiment.experiment_id}
+        record = RunRecord(info, clean_tags)
+        record.events.append(
+            NewEvent(user, "run.created", "run", run_id, {"experiment_id": info.experiment_id})
         )
         if parent_run_id is not None:
-            self.lineage.link(("run", parent_run_id), ("run", run_id), "parent_of")
-        return self.store.get_run(run_id)
+            record.links.append((Ref("run", parent_run_id), Ref("run", run_id), "parent_of"))
+        return record
+
+    def end_record(self, record: RunRecord, status: str, end_time: int | None = None) -> None:
+        """Mark a planned, not yet written run as ended, as ``end_run`` would a stored one."""
+        status = RunStatus(status)
+        record.info = dataclasses.replace(record.info, status=status, end_time=end_time or now_ms())
+        if status.is_terminal:
+            record.events.append(
+                NewEvent(
+                    self.events.default_actor,
+                    "run.ended",
+                    "run",
+                    record.info.run_id,
+                    {"status": str(status)},
+                )
+            )
+
+    def write_runs(self, records: Sequence[RunRecord]) -> None:
+        """Write planned runs (``plan_run``) in one transaction: all of them or none."""
+        self.store.insert_runs(records)
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(check_run_id(run_id))

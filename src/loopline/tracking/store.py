@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.entities import NewEvent
-from loopline.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunInfo, ViewType
+from loopline.tracking.entities import (
+    ArtifactInfo,
+    Experiment,
+    Metric,
+    Run,
+    RunInfo,
+    RunRecord,
+    ViewType,
+)
 from loopline.tracking.search_filter import Compare, OrderKey
 
 __all__ = ["ArtifactRow", "RunPage", "TrackingStore", "children_of", "write_rows"]
@@ -117,8 +125,10 @@ class TrackingStore(abc.ABC):
 
     # -- runs ----------------------------------------------------------------------------------
     @abc.abstractmethod
-    def create_run(self, info: RunInfo, tags: dict[str, str]) -> None:
-        """NotFound if the experiment does not exist; InvalidInput if it is deleted."""
+    def insert_runs(self, records: Sequence[RunRecord]) -> None:
+        """Write new runs whole (row, tags, params, metrics, events, lineage), all or none, in
+        one transaction. NotFound if an experiment does not exist; InvalidInput if it is
+        deleted."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
