@@ -12,6 +12,7 @@ study can be resumed by name, and its parent run is found again by the ``looplin
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import multiprocessing
@@ -68,6 +69,7 @@ TrialExecutor = Literal["local", "process", "ray"]
 
 
 # -- optional dependencies --------------------------------------------------------------------
+@functools.cache
 def _optuna() -> Any:
     try:
         import optuna
@@ -76,7 +78,8 @@ def _optuna() -> Any:
             'hyperparameter tuning needs Optuna: pip install "loopline[tune]"'
         ) from exc
     # Every trial is a tracked run: Optuna's own line per trial (and per new study) on stderr
-    # would only repeat it. Warnings still show.
+    # would only repeat it. Warnings still show. Once per process (hence the cache), so a
+    # user who turns Optuna's logging back up keeps it.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -382,13 +385,13 @@ def _run_trial(spec: _TrialSpec, objective: Objective, opt: Any) -> _Outcome:
     started = time.perf_counter()
     outcome = _Outcome("FAIL", None, "", 0.0, detached=opt is None)
     try:
-        with fluent.start_run(
-            nested=True,
-            parent_run_id=spec.parent_run_id,
-            experiment_id=spec.experiment_id,
-            run_name=f"trial-{spec.number}",
+        # Queued, not created: the run is written with the next batch of the background
+        # writer, so a trial costs no transaction (the parent captured the environment).
+        with fluent.start_queued_run(
+            spec.experiment_id,
+            f"trial-{spec.number}",
+            spec.parent_run_id,
             tags={TAG_TRIAL: spec.number},
-            capture=False,  # the parent captured the environment; trials must stay cheap
         ) as run:
             outcome.run_id = run.run_id
             fluent.log_params(spec.params, run_id=run.run_id)

@@ -60,6 +60,18 @@ _CHUNK = 900  # rows per executemany / IN list: under SQLite's default variable 
 
 
 _MAX_PK = 2**63 - 1
+_RUN_COLUMNS = (
+    "run_id",
+    "experiment_id",
+    "run_name",
+    "user_id",
+    "status",
+    "start_time",
+    "end_time",
+    "lifecycle_stage",
+    "artifact_uri",
+    "parent_run_id",
+)
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
@@ -308,12 +320,26 @@ class SqlTrackingStore(TrackingStore):
         run_rows, tag_rows, param_rows, metric_rows, events = [], [], [], [], []
         pks: set[int] = set()
         for r in records:
-            pk = _experiment_pk(r.info.experiment_id)
+            info = r.info
+            pk = _experiment_pk(info.experiment_id)
             pks.add(pk)
-            run_rows.append({**dataclasses.asdict(r.info), "experiment_id": pk})
-            rid = r.info.run_id
-            tag_rows += [{"run_id": rid, "key": k, "value": v} for k, v in r.tags.items()]
-            param_rows += [{"run_id": rid, "key": k, "value": v} for k, v in r.params.items()]
+            rid = info.run_id
+            run_rows.append(
+                (
+                    rid,
+                    pk,
+                    info.run_name,
+                    info.user_id,
+                    str(info.status),
+                    info.start_time,
+                    info.end_time,
+                    str(info.lifecycle_stage),
+                    info.artifact_uri,
+                    info.parent_run_id,
+                )
+            )
+            tag_rows += [(rid, k, v) for k, v in r.tags.items()]
+            param_rows += [(rid, k, v) for k, v in r.params.items()]
             metric_rows += [(rid, m) for m in r.metrics]
             events += r.events
         with self.db.write() as conn:
@@ -331,17 +357,41 @@ class SqlTrackingStore(TrackingStore):
                     raise InvalidInput(
                         f"experiment {str(pk)!r} is deleted; restore it before adding runs"
                     )
-            for table, rows in ((runs, run_rows), (t.tags, tag_rows), (t.params, param_rows)):
-                for chunk in _chunks(rows):
-                    conn.execute(table.insert(), list(chunk))
-            if metric_rows:
-                self._insert_metrics(conn, metric_rows)
-            self._refresh_summaries(conn, [r.info.run_id for r in records])
+            self._insert_rows(conn, "runs", _RUN_COLUMNS, run_rows)
+            self._insert_rows(conn, "tags", ("run_id", "key", "value"), tag_rows)
+            self._insert_rows(conn, "params", ("run_id", "key", "value"), param_rows)
+            latest = self._insert_metrics(conn, metric_rows) if metric_rows else {}
+            # New runs: the summaries come from the records, no need to read the rows back.
+            metrics: dict[str, dict[str, float]] = {r.info.run_id: {} for r in records}
+            for (rid, key), (_, _, value, nan) in latest.items():
+                metrics[rid][key] = math.nan if nan else value
+            summaries = [
+                (rid, json.dumps({"p": r.params, "m": metrics[rid], "t": r.tags}))
+                for r in records
+                for rid in (r.info.run_id,)
+            ]
+            self._insert_rows(conn, "run_summaries", ("run_id", "data"), summaries)
             if events:
                 insert_events(conn, events)
             links = [edge for r in records for edge in r.links]
             if links:
                 insert_links(self.db, conn, links)
+
+    def _insert_rows(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Plain INSERTs of many rows: straight to the driver (SQLAlchemy's parameter building
+        cost more than the inserts), as ``_insert_metrics`` does. The table and column names
+        are this module's constants, never input."""
+        if not rows:
+            return
+        marker = "?" if self.db.dialect == "sqlite" else "%s"
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([marker] * len(columns))})"
+        )
+        for chunk in _chunks(rows, 5000):
+            conn.exec_driver_sql(sql, list(chunk))
 
     def _id_list(self, run_ids: Sequence[str]) -> tuple[str, Any]:
         """A FROM item ``j(value)`` listing ``run_ids``, bound as one parameter (a JSON array on
@@ -548,8 +598,11 @@ class SqlTrackingStore(TrackingStore):
     def _log_metrics(self, conn: Connection, run_id: str, points: Sequence[Metric]) -> None:
         self._insert_metrics(conn, [(run_id, m) for m in points])
 
-    def _insert_metrics(self, conn: Connection, points: Sequence[tuple[str, Metric]]) -> None:
-        """Metric points of one run or many, and each (run, key)'s latest point."""
+    def _insert_metrics(
+        self, conn: Connection, points: Sequence[tuple[str, Metric]]
+    ) -> dict[tuple[str, str], tuple[int, int, float, bool]]:
+        """Metric points of one run or many, and each (run, key)'s latest point among them
+        (returned as ``(step, timestamp, value, is_nan)`` by ``(run_id, key)``)."""
         rows = []
         best: dict[tuple[str, str], tuple[int, int, float, bool]] = {}
         for run_id, m in points:
@@ -603,6 +656,7 @@ class SqlTrackingStore(TrackingStore):
         ]
         for chunk in _chunks(latest_rows):
             conn.execute(stmt, list(chunk))
+        return best
 
     def delete_tag(self, run_id: str, key: str) -> None:
         table = t.tags

@@ -22,8 +22,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from loopline.errors import Conflict, InvalidInput
+from loopline.store.database import now_ms
 from loopline.tracking import capture as capture_mod
-from loopline.tracking.entities import Metric, Run, RunInfo, RunStatus, ViewType
+from loopline.tracking.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
 from loopline.tracking.service import DEFAULT_EXPERIMENT_ID, TrackingService
 from loopline.tracking.validation import check_run_id, make_metric, param_value, tag_value
 from loopline.tracking.writer import BatchWriter
@@ -104,6 +105,11 @@ class _State:
         self.local = threading.local()
         self.last_run_id: str | None = None
         self.hooks_installed = False
+        self.queued: set[str] = set()
+        """Runs started with ``start_queued_run`` and not ended yet."""
+        self.queued_seq = 0  # queued creations and ends submitted, ever
+        self.flushed_seq = 0  # ... of which a flush has seen the write
+        self.experiments: dict[str, Experiment] = {}
 
 
 _state = _State()
@@ -130,7 +136,9 @@ def _writer() -> BatchWriter:
         if _state.writer is None or _state.writer_service is not service:
             if _state.writer is not None:
                 _state.writer.close()
-            _state.writer = BatchWriter(service.log_batch)
+            _state.writer = BatchWriter(
+                service.log_batch, runs=service if hasattr(service, "plan_run") else None
+            )
             _state.writer_service = service
         return _state.writer
 
@@ -140,7 +148,9 @@ def flush(timeout: float | None = None) -> None:
     _check_fork()
     writer = _state.writer
     if writer is not None:
+        seq = _state.queued_seq
         writer.flush(timeout)
+        _state.flushed_seq = max(_state.flushed_seq, seq)
 
 
 def reset() -> None:
@@ -154,6 +164,7 @@ def reset() -> None:
                 _state.writer_service = None
         _state.experiment_id = None
         _state.params.clear()
+        _state.experiments.clear()
 
 
 def _stack() -> list[ActiveRun]:
@@ -212,6 +223,10 @@ def _close_all(status: RunStatus) -> None:
             _end(run_id, status)
         except Exception:
             pass
+    try:
+        flush(timeout=10)  # the ends of queued runs
+    except Exception:
+        pass
 
 
 def _at_exit() -> None:
@@ -287,11 +302,60 @@ def start_run(
     return active
 
 
+def start_queued_run(
+    experiment_id: str,
+    run_name: str,
+    parent_run_id: str,
+    tags: Mapping[str, Any] | None = None,
+) -> ActiveRun:
+    """Start a child run whose creation, like its logging, goes through the background writer:
+    for many short runs from one process (a study's trials), each costing no transaction of
+    its own. Until a flush (``flush``, ``get_run`` and the artifact calls do one), the run is
+    not in the store; a process killed before that loses it, as it would queued values.
+    Against a tracking server the run is created at once, as ``start_run`` would."""
+    service = _service()
+    if not hasattr(service, "plan_run"):
+        return start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            nested=True,
+            tags=tags,
+            capture=False,
+        )
+    experiment = _state.experiments.get(experiment_id)
+    if experiment is None:
+        experiment = _state.experiments[experiment_id] = service.get_experiment(experiment_id)
+    record = service.plan_run(experiment, run_name, dict(tags or {}), parent_run_id=parent_run_id)
+    run_id = record.info.run_id
+    with _state.lock:
+        _writer().submit_run(record)
+        _state.queued_seq += 1
+        _state.queued.add(run_id)
+        _state.params[run_id] = {}
+    active = ActiveRun(Run(record.info, tags=dict(record.tags)))
+    _stack().append(active)
+    with _state.lock:
+        _state.registry[run_id] = active
+    _state.last_run_id = run_id
+    _install_hooks()
+    return active
+
+
+def _stored(run_id: str) -> str:
+    """``run_id``, after a flush if a queued run may not be written yet."""
+    if _state.queued_seq > _state.flushed_seq:
+        flush()
+    return run_id
+
+
 def _end(run_id: str, status: RunStatus | str) -> None:
     monitor = _state.monitors.pop(run_id, None)
     if monitor is not None:
         monitor.stop()
-    flush()
+    queued = run_id in _state.queued
+    if not queued:
+        flush()
     stack = _stack()
     for i in range(len(stack) - 1, -1, -1):
         if stack[i].run_id == run_id:
@@ -300,7 +364,12 @@ def _end(run_id: str, status: RunStatus | str) -> None:
     with _state.lock:
         _state.registry.pop(run_id, None)
         _state.params.pop(run_id, None)
-    _service().end_run(run_id, status)
+        if queued:
+            _state.queued.discard(run_id)
+            _writer().submit_end(run_id, RunStatus(status), now_ms())
+            _state.queued_seq += 1
+    if not queued:
+        _service().end_run(run_id, status)
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
@@ -432,17 +501,17 @@ def log_artifact(
     local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> str:
     """Store a file as an artifact of the run; returns its artifact path."""
-    return _service().log_artifact(_run_id(run_id), local_path, artifact_path)
+    return _service().log_artifact(_stored(_run_id(run_id)), local_path, artifact_path)
 
 
 def log_artifacts(
     local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id: str | None = None
 ) -> list[str]:
-    return _service().log_artifacts(_run_id(run_id), local_dir, artifact_path)
+    return _service().log_artifacts(_stored(_run_id(run_id)), local_dir, artifact_path)
 
 
 def log_text(text: str, artifact_file: str, run_id: str | None = None) -> str:
-    return _service().log_bytes(_run_id(run_id), artifact_file, text.encode())
+    return _service().log_bytes(_stored(_run_id(run_id)), artifact_file, text.encode())
 
 
 def log_dict(dictionary: Mapping[str, Any], artifact_file: str, run_id: str | None = None) -> str:
@@ -457,7 +526,7 @@ def log_dict(dictionary: Mapping[str, Any], artifact_file: str, run_id: str | No
         data = yaml.safe_dump(dict(dictionary), sort_keys=False).encode()
     else:
         data = json.dumps(dictionary, indent=2, default=str).encode()
-    return _service().log_bytes(_run_id(run_id), artifact_file, data)
+    return _service().log_bytes(_stored(_run_id(run_id)), artifact_file, data)
 
 
 def log_figure(figure: Any, artifact_file: str, run_id: str | None = None) -> str:
@@ -477,7 +546,7 @@ def log_figure(figure: Any, artifact_file: str, run_id: str | None = None) -> st
         raise InvalidInput(
             f"log_figure takes a matplotlib or plotly figure, got {type(figure).__name__}"
         )
-    return _service().log_bytes(_run_id(run_id), artifact_file, buffer.getvalue())
+    return _service().log_bytes(_stored(_run_id(run_id)), artifact_file, buffer.getvalue())
 
 
 def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> str:
@@ -493,7 +562,7 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> str:
         path = Path(tmp) / Path(artifact_file).name
         frame.to_parquet(path, index=False)
         with path.open("rb") as fh:
-            return _service().log_stream(_run_id(run_id), artifact_file, fh).path
+            return _service().log_stream(_stored(_run_id(run_id)), artifact_file, fh).path
 
 
 # -- reading -------------------------------------------------------------------------------
