@@ -128,16 +128,7 @@ class BatchWriter:
                 self._lock.notify_all()
                 self._lock.wait(0.05)
             self._raise_error()
-            pending = self._pending[run_id]
-            if pending.end is not None:
-                # Something for a run whose end waits in this batch: write the batch first,
-                # so the end stays last.
-                self._lock.notify_all()
-                while self._pending.get(run_id) is pending and self._error is None:
-                    self._lock.wait(0.05)
-                self._raise_error()
-                pending = self._pending[run_id]
-            yield pending
+            yield self._pending[run_id]
             self._count += n
             self._submitted += n
             if self._count >= self._max_batch:
