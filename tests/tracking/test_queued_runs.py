@@ -151,3 +151,21 @@ class TestWriter:
             writer.close(timeout=30)
         run = service.get_run(record.info.run_id)
         assert run.info.status == "FINISHED" and run.tags["best"] == "true"
+
+
+def test_run_ids_are_mlflow_shaped_and_ordered_by_creation():
+    """32 lowercase hex characters like MLflow's, led by the creation millisecond (so new
+    rows append to the run-id indexes instead of landing on random pages)."""
+    import re
+    import time
+
+    from loopline.tracking.service import new_run_id
+
+    ids = []
+    for _ in range(3):
+        ids.append(new_run_id())
+        time.sleep(0.002)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert abs(int(ids[-1][:12], 16) - time.time_ns() // 1_000_000) < 60_000
+    assert len({new_run_id() for _ in range(10_000)}) == 10_000

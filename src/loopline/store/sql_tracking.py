@@ -366,7 +366,7 @@ class SqlTrackingStore(TrackingStore):
             for (rid, key), (_, _, value, nan) in latest.items():
                 metrics[rid][key] = math.nan if nan else value
             summaries = [
-                (rid, json.dumps({"p": r.params, "m": metrics[rid], "t": r.tags}))
+                (rid, json.dumps({"p": r.params, "m": metrics[rid], "t": r.tags}, sort_keys=True))
                 for r in records
                 for rid in (r.info.run_id,)
             ]
