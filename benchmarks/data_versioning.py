@@ -21,9 +21,9 @@ start-up and imports count:
 4. start-up: ``loopline --help``, ``python -c "import loopline"`` and ``dvc --help``, median of 5.
 
 Before each timed command the script calls ``sync``, so no tool pays for flushing bytes another
-step left dirty. Loopline ends its add with one ``sync`` (its blobs are durable before the
-version is recorded); DVC does not sync its cache, so "dvc add + sync" (the time of a ``sync``
-right after it) is given as well. The order of the two tools alternates from run to run, and
+step left dirty. Neither tool syncs its store at the end of an add (Loopline writes its blobs
+and packs without an fsync, DVC its cache), so each add is also given "+ sync" (with the time of
+a ``sync`` right after it). The order of the two tools alternates from run to run, and
 the stores of one run are moved aside, not deleted, until the last timed command (deleting
 20,000 files just before an add slows the next file creations on some filesystems).
 Results are checked: Loopline's version 1 must list every file and byte (``data show --json``),

@@ -28,17 +28,15 @@ from loopline.config import (
 from loopline.errors import ConfigError, NotFound
 from loopline.events import EventLog
 from loopline.lineage import LineageGraph
-from loopline.registry.service import RegistryService
 from loopline.store.base import MetadataStore
 from loopline.store.database import Database
 from loopline.store.sql import SqlStore
-from loopline.store.sql_registry import SqlRegistryStore
-from loopline.store.sql_tracking import SqlTrackingStore
-from loopline.tracking.service import TrackingService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a data command never loads tracking or the registry
     from loopline.client.http import HttpTransport
     from loopline.data.service import DataService
+    from loopline.registry.service import RegistryService
+    from loopline.tracking.service import TrackingService
 
 __all__ = ["BACKENDS", "Workspace", "init_workspace", "open_workspace"]
 
@@ -164,6 +162,9 @@ class Workspace:
             from loopline.client.remote_tracking import RemoteTrackingService
 
             return RemoteTrackingService(self.transport, self.settings.actor)  # type: ignore[return-value]
+        from loopline.store.sql_tracking import SqlTrackingStore
+        from loopline.tracking.service import TrackingService
+
         return TrackingService(
             SqlTrackingStore(self.database),
             self.blobs,
@@ -182,6 +183,8 @@ class Workspace:
             return RemoteRegistryService(self.transport, self.settings.actor)  # type: ignore[return-value]
         from loopline.models.loading import source_files
         from loopline.registry.provenance import RunFacts
+        from loopline.registry.service import RegistryService
+        from loopline.store.sql_registry import SqlRegistryStore
 
         return RegistryService(
             SqlRegistryStore(self.database),

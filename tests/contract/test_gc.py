@@ -99,3 +99,51 @@ class TestWorkspaceGc:
         digest = workspace.blobs.put_bytes(b"fresh")
         assert workspace.gc().young == 1
         assert workspace.blobs.exists(digest)
+
+
+class TestPackedBlobs:
+    """Blobs stored by a batch (packed on local stores) are collected like loose ones."""
+
+    def _batch(self, blobs: BlobStore, root: Path, contents: list[bytes]) -> list[str]:
+        root.mkdir(parents=True, exist_ok=True)
+        for i, content in enumerate(contents):
+            (root / f"f{i}").write_bytes(content)
+        with blobs.batch() as batch:
+            return [batch.put_file(root / f"f{i}") for i in range(len(contents))]
+
+    def test_dead_packed_blobs_go_and_their_live_neighbours_stay_readable(
+        self, blobs: BlobStore, tmp_path: Path
+    ):
+        contents = [f"packed blob {i}".encode() * 50 for i in range(6)]
+        digests = self._batch(blobs, tmp_path / "src", contents)
+        live = digests[::2]
+        report = collect(
+            blobs, [(d, "file") for d in live], grace_seconds=60, now=time.time() + LATER
+        )
+        assert (report.live, report.deleted) == (3, 3)
+        assert report.deleted_bytes == sum(len(c) for c in contents[1::2])
+        assert [blobs.read_bytes(d) for d in live] == contents[::2]
+        assert not any(blobs.exists(d) for d in digests[1::2])
+        assert set(blobs.iter_digests()) == set(live)
+        again = collect(
+            blobs, [(d, "file") for d in live], grace_seconds=0, now=time.time() + LATER
+        )
+        assert (again.live, again.deleted) == (3, 0)
+
+    def test_a_young_pack_is_spared_whole(self, blobs: BlobStore, tmp_path: Path):
+        digests = self._batch(blobs, tmp_path / "src", [b"new one", b"new two"])
+        report = collect(blobs, [], grace_seconds=3600)
+        assert (report.young, report.deleted) == (2, 0)
+        assert all(blobs.exists(d) for d in digests)
+
+    def test_a_dry_run_rewrites_no_pack(self, blobs: BlobStore, tmp_path: Path):
+        digests = self._batch(blobs, tmp_path / "src", [b"keep", b"drop"])
+        packs = (
+            sorted(Path(blobs.uri, "packs").glob("*.pack")) if blobs.backend.supports_packs else []
+        )
+        report = collect(
+            blobs, [(digests[0], "file")], grace_seconds=0, dry_run=True, now=time.time() + LATER
+        )
+        assert report.deleted == 1 and all(blobs.exists(d) for d in digests)
+        if packs:
+            assert sorted(Path(blobs.uri, "packs").glob("*.pack")) == packs

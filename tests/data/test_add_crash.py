@@ -1,6 +1,7 @@
 """A process SIGKILLed during ``data add`` leaves no half-registered version: killed while files
 are being stored, or after every blob is stored but before the version row commits, the
-dataset has no version, every stored blob is intact, and the next add works."""
+dataset has no version, every stored blob is intact (no half-written pack is visible), and the
+next add works."""
 
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ def test_a_killed_add_leaves_no_version_and_can_be_redone(tmp_path: Path, where:
         with pytest.raises(NotFound):
             ws.data.versions("big")
         assert all(ws.blobs.verify(d) for d in ws.blobs.iter_digests())
+        packs = list((home / ".loopline" / "artifacts" / "packs").glob("*.pack"))
+        if where == "storing":  # the batch's pack was still being written: never published
+            assert packs == []
+        else:  # every blob was stored: the packs are complete, their blobs verified above
+            assert packs
         redone = ws.data.add(source, "big")
         assert (redone.created, redone.version.ref, redone.version.file_count) == (
             True,

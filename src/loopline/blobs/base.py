@@ -8,12 +8,12 @@ single PUT or a completed multipart upload on S3).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-__all__ = ["BlobBackend", "Staged", "StoredObject"]
+__all__ = ["BlobBackend", "Pack", "Staged", "StoredObject"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,36 @@ class Staged(abc.ABC):
         """Throw the staged bytes away. Safe to call after publish()."""
 
 
+class Pack(abc.ABC):
+    """Many small blobs written into one object, published whole (see :mod:`loopline.blobs.packs`):
+    write one blob's bytes with :meth:`write`, then :meth:`add` its key, or :meth:`undo` them
+    (the content turned out to be stored already). Nothing is readable before :meth:`publish`."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes written so far."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    @abc.abstractmethod
+    def add(self, key: str) -> None:
+        """The bytes written since the last add/undo are the blob ``key``."""
+
+    @abc.abstractmethod
+    def undo(self) -> None:
+        """Forget the bytes written since the last add/undo."""
+
+    @abc.abstractmethod
+    def publish(self, *, durable: bool = True) -> object:
+        """Make every added blob readable at once (see :meth:`Staged.publish` for ``durable``)."""
+
+    @abc.abstractmethod
+    def discard(self) -> None:
+        """Throw the pack away; nothing in it was ever visible."""
+
+
 class BlobBackend(abc.ABC):
     """Opaque-key storage. Keys are ``/``-separated relative strings."""
 
@@ -50,6 +80,11 @@ class BlobBackend(abc.ABC):
     upload_from_path: ClassVar[bool] = False
     """True when publishing an existing file directly beats staging a copy (remote stores):
     the content store then hashes the file first and calls :meth:`publish_path`."""
+    supports_packs: ClassVar[bool] = False
+    """True when :meth:`new_pack` works: small blobs written in bulk then share one object (a
+    local disk, where creating a file costs more than writing a small one). S3 keeps one
+    object per blob: a PUT per blob costs no file creation there, and other S3 tools can still
+    read each blob by its key."""
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
@@ -73,6 +108,20 @@ class BlobBackend(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""
+
+    def probably_exists(self, key: str) -> bool:
+        """:meth:`exists`, except that a "no" may be stale (a copy another process published a
+        moment ago): for deduplication, where a wrong "no" costs a second copy, never data."""
+        return self.exists(key)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove every key; returns how many were there. Backends with packs override it to
+        rewrite each affected pack once, not once per key."""
+        return sum(1 for key in keys if self.delete(key))
+
+    def new_pack(self) -> Pack:
+        """A pack to write small blobs into; only when :attr:`supports_packs`."""
+        raise NotImplementedError(f"{type(self).__name__} stores every blob as its own object")
 
     @abc.abstractmethod
     def iter_objects(self) -> Iterator[StoredObject]:

@@ -13,18 +13,27 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NewType
 
 import blake3
 
-from loopline.blobs.base import BlobBackend, StoredObject
+from loopline.blobs.base import BlobBackend, Pack, StoredObject
 from loopline.errors import IntegrityError, InvalidInput, NotFound
 from loopline.paths import join_inside, safe_relpath
 
-__all__ = ["CHUNK_SIZE", "BlobStore", "Digest", "Manifest", "ManifestEntry", "hash_bytes"]
+__all__ = [
+    "CHUNK_SIZE",
+    "PACK_MAX_BLOB",
+    "BlobBatch",
+    "BlobStore",
+    "Digest",
+    "Manifest",
+    "ManifestEntry",
+    "hash_bytes",
+]
 
 Digest = NewType("Digest", str)
 Progress = Callable[[int], None]
@@ -35,6 +44,13 @@ _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 _PARALLEL_HASH_MIN = 8 * 1024 * 1024
+PACK_MAX_BLOB = 4 * 1024 * 1024
+"""Files smaller than this go into packs when a batch stores them (on backends with packs);
+larger ones stay loose: one file creation per 4 MiB is noise, and a loose blob is never
+copied again when garbage collection rewrites a pack."""
+PACK_TARGET_SIZE = 256 * 1024 * 1024
+"""A pack is published once it holds this many bytes and the next one started: it bounds
+what garbage collection copies when it rewrites a pack with dead entries."""
 
 
 def _hasher(size: int | None = None) -> blake3.blake3:
@@ -107,6 +123,20 @@ class Manifest:
         # Canonical form, so the same tree always has the same manifest digest.
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
+    @staticmethod
+    def digests_in(data: bytes, name: str = "manifest") -> set[Digest]:
+        """Every blob digest the manifest ``data`` lists (checked), paths left unparsed."""
+        try:
+            doc = json.loads(data)
+            if doc.get("loopline_manifest") != MANIFEST_FORMAT:
+                raise ValueError("not a Loopline manifest")
+            found = {f["digest"] for f in doc["files"]}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"blob {name} is not a valid directory manifest: {exc}") from exc
+        for digest in found:
+            check_digest(digest)
+        return found
+
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "manifest") -> Manifest:
         try:
@@ -167,6 +197,97 @@ class VerifyingReader(io.RawIOBase):
         super().close()
 
 
+def _open_regular(path: str | os.PathLike[str]) -> tuple[BinaryIO, int]:
+    """An unbuffered reader and the size of the regular file at ``path``, else NotFound."""
+    try:
+        src = open(path, "rb", buffering=0)  # noqa: SIM115 - returned
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise NotFound(f"file {path} does not exist or is not a regular file") from None
+    st = os.fstat(src.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        src.close()
+        raise NotFound(f"file {path} does not exist or is not a regular file")
+    return src, st.st_size  # type: ignore[return-value]
+
+
+class BlobBatch:
+    """Many files stored as one unit (a dataset add), from any number of threads. On a backend
+    with packs, files under :data:`PACK_MAX_BLOB` are appended to one pack per thread instead
+    of becoming a file each; larger files, and every file on other backends, are stored as by
+    :meth:`BlobStore.put_file`. Packed blobs become readable when :meth:`commit` publishes the
+    packs (or when a pack fills up), never partly; :meth:`abort` throws unpublished packs away.
+    Use as a context manager: commit on success, abort on error."""
+
+    def __init__(self, store: BlobStore, *, durable: bool = False) -> None:
+        self._store = store
+        self._durable = durable
+        if store.backend.supports_packs:
+            store.backend.probably_exists("00/" + "0" * 62)  # loads the packs' index once
+        self._packs: dict[int, Pack] = {}
+        self._packed: set[str] = set()
+        self._lock = threading.Lock()
+        self._packing = store.backend.supports_packs
+
+    def put_file(self, path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
+        if not self._packing:
+            return self._store.put_file(path, progress, durable=self._durable)
+        src, size = _open_regular(path)
+        with src:
+            if size >= PACK_MAX_BLOB:
+                return self._store.put_stream(src, progress, durable=self._durable, size_hint=size)
+            return self._pack(src, size, progress)
+
+    def _pack(self, src: BinaryIO, size: int, progress: Progress | None) -> Digest:
+        thread = threading.get_ident()
+        pack = self._packs.get(thread)
+        if pack is None:
+            with self._lock:
+                pack = self._packs[thread] = self._store.backend.new_pack()
+        hasher = _hasher(size)
+        try:
+            for chunk in _chunks(src):
+                hasher.update(chunk)
+                pack.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        except BaseException:
+            pack.undo()
+            raise
+        digest = Digest(hasher.hexdigest())
+        key = _key(digest)
+        # Stored already (by this batch or before it): keep one copy. Two threads packing the
+        # same new content at once may both keep it, which costs bytes, not correctness.
+        if digest in self._packed or self._store.backend.probably_exists(key):
+            pack.undo()
+        else:
+            pack.add(key)
+            self._packed.add(digest)
+            if pack.size >= PACK_TARGET_SIZE:
+                pack.publish(durable=self._durable)
+                del self._packs[thread]
+        return digest
+
+    def commit(self) -> None:
+        """Publish every pack: their blobs become readable."""
+        while self._packs:
+            _, pack = self._packs.popitem()
+            pack.publish(durable=self._durable)
+
+    def abort(self) -> None:
+        while self._packs:
+            _, pack = self._packs.popitem()
+            pack.discard()
+
+    def __enter__(self) -> BlobBatch:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
 class BlobStore:
     """Content-addressed, deduplicated, verified blob storage over any :class:`BlobBackend`."""
 
@@ -218,21 +339,19 @@ class BlobStore:
         """Store one file. Local backends read it once (hash while copying); remote ones hash
         it in place, then upload it only if that content is not stored already."""
         source = Path(path)
-        try:
-            src = open(source, "rb", buffering=0)  # noqa: SIM115 - closed below
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"file {source} does not exist or is not a regular file") from None
+        src, size = _open_regular(source)
         with src:
-            st = os.fstat(src.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise NotFound(f"file {source} does not exist or is not a regular file")
             if self.backend.upload_from_path:
-                digest = self._hash_stream(src, progress, st.st_size)
+                digest = self._hash_stream(src, progress, size)
                 key = _key(digest)
                 if not self.backend.exists(key):
                     self.backend.publish_path(source, key)
                 return digest
-            return self.put_stream(src, progress, durable=durable, size_hint=st.st_size)
+            return self.put_stream(src, progress, durable=durable, size_hint=size)
+
+    def batch(self, *, durable: bool = False) -> BlobBatch:
+        """A :class:`BlobBatch` for storing many files as one unit (small ones packed)."""
+        return BlobBatch(self, durable=durable)
 
     @staticmethod
     def hash_file(path: str | os.PathLike[str], progress: Progress | None = None) -> Digest:
@@ -333,6 +452,12 @@ class BlobStore:
     def read_manifest(self, digest: str) -> Manifest:
         return Manifest.from_bytes(self.read_bytes(digest), digest)
 
+    def manifest_digests(self, digest: str) -> set[Digest]:
+        """The distinct blob digests a manifest lists, each checked, without building its
+        entries: a re-add needs only these, and validating 20,000 paths it will not use cost
+        more than the rest of the re-add's bookkeeping."""
+        return Manifest.digests_in(self.read_bytes(digest), digest)
+
     def get_dir(
         self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
     ) -> Path:
@@ -350,6 +475,11 @@ class BlobStore:
     # -- maintenance -----------------------------------------------------------------------
     def delete(self, digest: str) -> bool:
         return self.backend.delete(_key(check_digest(digest)))
+
+    def delete_many(self, digests: Iterable[str]) -> int:
+        """Delete several blobs at once (each pack they share is rewritten once); returns how
+        many were stored."""
+        return self.backend.delete_many([_key(check_digest(d)) for d in digests])
 
     def iter_digests(self) -> Iterator[Digest]:
         for obj in self.iter_stored():

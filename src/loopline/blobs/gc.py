@@ -1,8 +1,11 @@
 """Garbage collection: delete blobs that no metadata row references.
 
 Marking comes from the metadata store (``blob_refs``); a referenced manifest keeps the files it
-lists alive. Sweeping spares anything younger than the grace period, because a writer uploads a
-blob *before* it commits the row that references it, and that window must not be a data loss.
+lists alive. Packed blobs (local stores) are swept like loose ones: each pack holding a dead blob
+is rewritten once with its other blobs, then removed (see ``LocalBackend.delete_many``), so the
+space is reclaimed and no live blob is ever without a copy. Sweeping spares anything younger
+than the grace period, because a writer uploads a blob *before* it commits the row that
+references it, and that window must not be a data loss.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ def collect(
             with contextlib.suppress(NotFound, IntegrityError):
                 live.update(e.digest for e in blobs.read_manifest(digest).entries)
     seen: set[str] = set()
+    dead: list[str] = []
     for count, obj in enumerate(blobs.iter_stored(), 1):
         digest = obj.key.replace("/", "")
         if digest in live:
@@ -64,12 +68,14 @@ def collect(
         elif obj.mtime >= cutoff:
             report.young += 1
         else:
-            if not dry_run:
-                blobs.backend.delete(obj.key)
+            dead.append(obj.key)
             report.deleted += 1
             report.deleted_bytes += obj.size
         if on_progress is not None:
             on_progress(count)
+    if dead and not dry_run:
+        # All at once: a pack holding dead blobs is rewritten once, keeping its live ones.
+        blobs.backend.delete_many(dead)
 
     report.missing = sorted(live - seen)
     if not dry_run:

@@ -1,8 +1,12 @@
-"""Blobs in a local directory: ``<root>/ab/cdef...``, staged in ``<root>/.staging``.
+"""Blobs in a local directory: loose ones at ``<root>/ab/cdef...``, small ones written in bulk
+in pack files ``<root>/packs/<id>.pack`` (format in :mod:`loopline.blobs.packs`), both staged
+in ``<root>/.staging``.
 
-Staging lives under the same root so publication is a same-filesystem ``os.replace``: atomic, and
-no byte is copied twice. Published files are made read-only so a stray write cannot silently
-change content that its name vouches for.
+Staging lives under the same root so publication is a same-filesystem link or rename: atomic,
+and no byte is copied twice. Published files are read-only so a stray write cannot silently
+change content that its name vouches for. A blob may be loose, packed, or both (then either
+copy serves); readers look for a loose file first, then in the packs' indexes, which this
+process keeps in memory (about 150 bytes per packed blob) and re-reads when ``packs/`` changes.
 """
 
 from __future__ import annotations
@@ -12,17 +16,24 @@ import itertools
 import os
 import stat
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
-from loopline.blobs.base import BlobBackend, Staged, StoredObject
+from loopline.blobs.base import BlobBackend, Pack, Staged, StoredObject
+from loopline.blobs.packs import PACK_SUFFIX, PackEntry, PackSlice, PackWriter, copy_entries
+from loopline.blobs.packs import read_index as read_pack_index
 from loopline.errors import NotFound, PermissionDenied
 
 __all__ = ["LocalBackend"]
 
 STAGING = ".staging"
+PACKS = "packs"
+_RACY_NS = 2_000_000_000
+"""A directory listing taken this soon after the directory's last change may miss a change
+made in the same timestamp tick, so it is not trusted on the directory's mtime alone."""
 _BLOB_MODE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _STAGING_PREFIX = uuid.uuid4().hex
 """Unique to this process (and re-drawn in a forked child, below); with a counter, names
@@ -81,11 +92,81 @@ class _LocalStaged(Staged):
         self._path.unlink(missing_ok=True)
 
 
+class _PackIndex:
+    """Where each packed blob is: key -> (pack path, entry), for the packs in ``packs/``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lock = threading.Lock()
+        self.where: dict[str, tuple[str, PackEntry]] = {}
+        self.entries: dict[str, list[PackEntry]] = {}
+        """Pack path -> its entries, for every pack loaded."""
+        self.listed_mtime_ns: int | None = None
+        self.listed_at_ns = 0
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Load packs that appeared since the last look; rebuild if any disappeared. Skipped
+        when the directory's mtime shows no change since a listing that was not racy."""
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if (
+            not force
+            and mtime == self.listed_mtime_ns
+            and (mtime is None or self.listed_at_ns - mtime > _RACY_NS)
+        ):
+            return
+        with self.lock:
+            listed_at = time.time_ns()
+            try:
+                names = [n for n in os.listdir(self.directory) if n.endswith(PACK_SUFFIX)]
+            except FileNotFoundError:
+                names = []
+            paths = {os.path.join(self.directory, n) for n in names}
+            if paths == self.entries.keys():  # the usual answer while a batch is writing
+                self.listed_mtime_ns, self.listed_at_ns = mtime, listed_at
+                return
+            entries = dict(self.entries)
+            gone = set(entries) - paths
+            for path in gone:
+                del entries[path]
+            new = sorted(paths - set(entries))
+            for path in new:
+                try:
+                    entries[path] = read_pack_index(path)
+                except FileNotFoundError:
+                    continue  # rewritten and removed between the listing and now
+                except (ValueError, OSError):
+                    entries[path] = []  # damaged: its blobs read as missing
+            if gone:
+                where = {}
+                for path, found in entries.items():
+                    where.update((e.key, (path, e)) for e in found)
+            else:
+                where = dict(self.where)
+                for path in new:
+                    where.update((e.key, (path, e)) for e in entries.get(path, ()))
+            self.entries, self.where = entries, where
+            self.listed_mtime_ns, self.listed_at_ns = mtime, listed_at
+
+    def find(self, key: str) -> tuple[str, PackEntry] | None:
+        found = self.where.get(key)
+        if found is None:
+            self.refresh()
+            found = self.where.get(key)
+        return found
+
+
 class LocalBackend(BlobBackend):
+    supports_packs: ClassVar[bool] = True
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._fan_dirs: set[Path] = set()
         self.root = Path(root).expanduser().resolve()
         self.uri = str(self.root)
+        self.packs_dir = self.root / PACKS
+        self._packs = _PackIndex(self.packs_dir)
         self.staging_dir = self.root / STAGING
         try:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -116,35 +197,105 @@ class LocalBackend(BlobBackend):
         return self.root / key
 
     def exists(self, key: str) -> bool:
-        return self.path_for(key).is_file()
+        return os.path.isfile(os.path.join(self.uri, key)) or self._packs.find(key) is not None
+
+    def probably_exists(self, key: str) -> bool:
+        """Without looking for new packs: during a bulk add, re-listing ``packs/`` on every
+        new blob (the listing is not trusted for 2 s after the directory changed) cost more
+        than copying the blobs."""
+        return os.path.isfile(os.path.join(self.uri, key)) or key in self._packs.where
 
     def stat(self, key: str) -> StoredObject:
         try:
             st = self.path_for(key).stat()
         except FileNotFoundError:
-            raise NotFound(f"blob {key.replace('/', '')} not found in {self.root}") from None
-        return StoredObject(key=key, size=st.st_size, mtime=st.st_mtime)
+            pass
+        else:
+            return StoredObject(key=key, size=st.st_size, mtime=st.st_mtime)
+        for _ in range(2):
+            found = self._packs.find(key)
+            if found is None:
+                break
+            try:
+                mtime = os.stat(found[0]).st_mtime
+            except FileNotFoundError:  # rewritten by garbage collection: look again
+                self._packs.refresh(force=True)
+                continue
+            return StoredObject(key=key, size=found[1].length, mtime=mtime)
+        raise NotFound(f"blob {key.replace('/', '')} not found in {self.root}")
 
     def open_read(self, key: str) -> BinaryIO:
         try:
             return self.path_for(key).open("rb")
         except FileNotFoundError:
-            raise NotFound(f"blob {key.replace('/', '')} not found in {self.root}") from None
+            pass
+        for _ in range(2):
+            found = self._packs.find(key)
+            if found is None:
+                break
+            path, entry = found
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 - owned by the slice
+            except FileNotFoundError:  # rewritten by garbage collection: look again
+                self._packs.refresh(force=True)
+                continue
+            return PackSlice(fh, entry.offset, entry.length)  # type: ignore[return-value]
+        raise NotFound(f"blob {key.replace('/', '')} not found in {self.root}")
 
     def stage(self) -> Staged:
         return _LocalStaged(self)
+
+    def new_pack(self) -> Pack:
+        lane = self.staging_lane(threading.get_native_id() % _LANES)
+        self.make_fan_dir(self.packs_dir)
+        return PackWriter(
+            lane / f"pack-{_STAGING_PREFIX}-{next(_counter)}",
+            self.packs_dir / f"{uuid.uuid4().hex}{PACK_SUFFIX}",
+        )
 
     def publish_path(self, path: Path, key: str) -> None:  # pragma: no cover - staging is used
         raise NotImplementedError("local blobs are always staged")
 
     def delete(self, key: str) -> bool:
-        try:
-            self.path_for(key).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return self.delete_many([key]) > 0
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Unlink loose copies; rewrite each pack holding any of ``keys`` without them (the
+        survivors go to a new pack, published and synced before the old one is removed, so a
+        crash leaves a blob in two packs at worst, never in none)."""
+        wanted = set(keys)
+        removed: set[str] = set()
+        for key in wanted:
+            with contextlib.suppress(FileNotFoundError):
+                self.path_for(key).unlink()
+                removed.add(key)
+        self._packs.refresh(force=True)
+        for path, entries in list(self._packs.entries.items()):
+            dead = {e.key for e in entries} & wanted
+            if not dead:
+                continue
+            keep = [e for e in entries if e.key not in dead]
+            if keep:
+                pack = self.new_pack()
+                try:
+                    for _ in copy_entries(Path(path), keep, pack):
+                        pass
+                    pack.publish(durable=True)
+                except BaseException:
+                    pack.discard()
+                    raise
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            removed |= dead
+        if removed:
+            self._packs.refresh(force=True)
+        return len(removed)
 
     def iter_objects(self) -> Iterator[StoredObject]:
+        """Every key once, loose or packed. A key stored more than once (loose and packed, or
+        in two packs) carries its newest copy's time, so garbage collection, which removes
+        every copy, never takes one younger than its grace period."""
+        found: dict[str, StoredObject] = {}
         with os.scandir(self.root) as top:
             fans = sorted(e.path for e in top if e.is_dir() and len(e.name) == 2)
         for fan in fans:
@@ -153,7 +304,19 @@ class LocalBackend(BlobBackend):
                 for entry in entries:
                     if entry.is_file():
                         st = entry.stat()
-                        yield StoredObject(f"{prefix}/{entry.name}", st.st_size, st.st_mtime)
+                        key = f"{prefix}/{entry.name}"
+                        found[key] = StoredObject(key, st.st_size, st.st_mtime)
+        self._packs.refresh(force=True)
+        for path, entries in self._packs.entries.items():
+            try:
+                mtime = os.stat(path).st_mtime
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                prior = found.get(e.key)
+                if prior is None or prior.mtime < mtime:
+                    found[e.key] = StoredObject(e.key, e.length, mtime)
+        yield from found.values()
 
     def clean_staging(self, older_than: float) -> int:
         removed = 0

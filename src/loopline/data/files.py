@@ -3,9 +3,11 @@
 Adding a directory is three passes: list the files (one ``stat`` each), ask the local hash index
 which of them are unchanged since they were last hashed, then hash-and-store the rest in
 parallel (one read per file: the bytes are hashed while they are copied into the blob store;
-BLAKE3 releases the GIL, so threads use every core). Blobs are written without an ``fsync``
-each (see :meth:`~loopline.blobs.base.Staged.publish`); the version row is committed after
-every blob is in place.
+BLAKE3 releases the GIL, so threads use every core). The files go in through one
+:class:`~loopline.blobs.cas.BlobBatch`: on a local store the small ones are appended to one pack
+file per thread instead of becoming a file each, and the packs are published, complete, before
+the version row is committed. Blobs are written without an ``fsync`` each (see
+:meth:`~loopline.blobs.base.Staged.publish`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from loopline.blobs.cas import BlobStore, Manifest, ManifestEntry
 from loopline.errors import InvalidInput, NotFound
@@ -35,8 +38,9 @@ in the same clock tick could leave every recorded stat unchanged (git's "racily 
 problem)."""
 
 
-@dataclass(frozen=True)
-class FoundFile:
+class FoundFile(NamedTuple):
+    """A tuple for the same reason as :class:`FileStat`: one per file found."""
+
     relpath: str
     """POSIX path inside the version."""
     stat: FileStat
@@ -145,17 +149,19 @@ def store_files(
     # contend for it (measured: futex calls dominated the profile with two per core).
     pool_size = workers or max(2, os.cpu_count() or 1)
 
+    writer = blobs.batch(durable=False)
+
     def put(f: FoundFile) -> str:
-        digest = blobs.put_file(f.stat.path, progress, durable=False)
+        digest = writer.put_file(f.stat.path, progress)
         after = os.stat(f.stat.path)
         if (after.st_size, after.st_mtime_ns) != (f.stat.size, f.stat.mtime_ns):
             raise InvalidInput(f"{f.stat.path} changed while it was being added; add it again")
         return digest
 
-    def put_batch(batch: Sequence[FoundFile]) -> list[str]:
-        return [put(f) for f in batch]
+    def put_batch(part: Sequence[FoundFile]) -> list[str]:
+        return [put(f) for f in part]
 
-    with ThreadPoolExecutor(pool_size) as pool:
+    with writer, ThreadPoolExecutor(pool_size) as pool:
         # Unchanged files still need their blob, which may have been garbage-collected unless
         # a version still holds it.
         unsure = sorted(set(digests.values()) - set(present))
@@ -168,8 +174,8 @@ def store_files(
         # Batches, not one task per file: a task costs tens of microseconds to hand over.
         size = max(1, min(256, len(todo) // (pool_size * 4) or 1))
         batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-        for batch, stored in zip(batches, pool.map(put_batch, batches), strict=True):
-            for f, digest in zip(batch, stored, strict=True):
+        for part, stored in zip(batches, pool.map(put_batch, batches), strict=True):
+            for f, digest in zip(part, stored, strict=True):
                 digests[f.relpath] = digest
     if index is not None:
         index.record(

@@ -105,7 +105,7 @@ class DataService:
     ) -> AddResult:
         try:
             latest = self.store.get_version(name, None)
-            present = {e.digest for e in self.blobs.read_manifest(latest.digest).entries}
+            present: set[str] = set(self.blobs.manifest_digests(latest.digest))
         except NotFound:
             present = set()
         report = store_files(files, self.blobs, index, progress=progress, present=present)
