@@ -227,6 +227,14 @@ def _loose_files(blobs: BlobStore) -> list[Path]:
 class TestBatches:
     """A batch stores many files as one unit; on stores with packs, small ones share a pack."""
 
+    def _one_pack(self, blobs: BlobStore, tmp_path: Path) -> tuple[list[Path], list[str], Path]:
+        """Three small files stored in one batch: their paths, digests and the one pack."""
+        paths = self._files(tmp_path / "src", 3)
+        with blobs.batch() as batch:
+            digests = [batch.put_file(p) for p in paths]
+        (pack,) = _pack_files(blobs)
+        return paths, digests, pack
+
     def _files(self, root: Path, count: int, size: int = 3000) -> list[Path]:
         root.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -297,10 +305,7 @@ class TestBatches:
             pytest.skip("this store keeps every blob as its own object")
         from loopline.blobs.packs import read_index
 
-        paths = self._files(tmp_path / "src", 3)
-        with blobs.batch() as batch:
-            digests = [batch.put_file(p) for p in paths]
-        (pack,) = _pack_files(blobs)
+        paths, digests, pack = self._one_pack(blobs, tmp_path)
         victim = next(e for e in read_index(pack) if e.key.replace("/", "") == digests[1])
         pack.chmod(0o644)
         with pack.open("r+b") as fh:
@@ -319,10 +324,7 @@ class TestBatches:
     ):
         if not blobs.backend.supports_packs:
             pytest.skip("this store keeps every blob as its own object")
-        paths = self._files(tmp_path / "src", 3)
-        with blobs.batch() as batch:
-            digests = [batch.put_file(p) for p in paths]
-        (pack,) = _pack_files(blobs)
+        _, digests, pack = self._one_pack(blobs, tmp_path)
         pack.chmod(0o644)
         data = bytearray(pack.read_bytes())
         data[-60] ^= 1  # inside the index

@@ -11,8 +11,8 @@ import pytest
 
 from loopline.config import Settings
 from loopline.workspace import Workspace
-
-OLD = 1_600_000_000
+from tests.contract.test_datasets import OLD
+from tests.contract.test_datasets import _tree as write_tree
 
 
 @pytest.fixture
@@ -24,11 +24,7 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
 
 def _tree(root: Path, count: int = 30) -> dict[str, bytes]:
     files = {f"d{i % 3}/f{i:02d}.bin": os.urandom(1000 + i) for i in range(count)}
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        os.utime(path, (OLD, OLD))
+    write_tree(root, files)
     return files
 
 
