@@ -33,6 +33,8 @@ __all__ = [
     "add_blob_refs",
     "event_row",
     "insert_events",
+    "insert_links",
+    "insert_values",
     "record_files",
     "under_prefix",
 ]
@@ -64,18 +66,50 @@ def event_row(event: NewEvent, default_time: int) -> dict[str, Any]:
     }
 
 
+_EVENT_COLUMNS = ("time_ms", "actor", "action", "object_kind", "object_id", "details")
+_MAX_BOUND = 30_000
+"""Bound values per statement: under SQLite's limit (32,766 since 3.32) and PostgreSQL's."""
+
+
+def insert_values(
+    conn: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
+) -> None:
+    """INSERT many rows as multi-row ``VALUES`` statements, straight to the driver.
+
+    One statement per few thousand rows rather than one step per row: SQLite's driver gives up
+    and re-takes the GIL around every step, and while another thread is busy in Python (Optuna
+    sampling the next trial) each re-take waits for that thread's switch interval, so a
+    background writer inserting row by row crawled. It also skips SQLAlchemy's per-row
+    parameter building. ``table``, ``columns`` and ``suffix`` are the stores' constants, never
+    input."""
+    if not rows:
+        return
+    marker = "?" if conn.dialect.name == "sqlite" else "%s"
+    one = f"({', '.join([marker] * len(columns))})"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    per = max(1, _MAX_BOUND // len(columns))
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        args = [value for row in chunk for value in row]
+        conn.exec_driver_sql(head + ", ".join([one] * len(chunk)) + suffix, tuple(args))
+
+
 def insert_events(conn: Any, new_events: Iterable[NewEvent]) -> int:
     """Append events on ``conn``, inside the caller's transaction."""
     total = 0
     iterator = iter(new_events)
     while chunk := list(itertools.islice(iterator, _CHUNK)):
         stamp = now_ms()
-        conn.execute(events.insert(), [event_row(e, stamp) for e in chunk])
+        rows = [[row[c] for c in _EVENT_COLUMNS] for row in (event_row(e, stamp) for e in chunk)]
+        insert_values(conn, "events", _EVENT_COLUMNS, rows)
         total += len(chunk)
     return total
 
 
-def insert_links(db: Database, conn: Any, edges: Sequence[tuple[Ref, Ref, str]]) -> None:
+_LINK_COLUMNS = ("source_kind", "source_id", "target_kind", "target_id", "relation", "created_ms")
+
+
+def insert_links(conn: Any, edges: Sequence[tuple[Ref, Ref, str]]) -> None:
     """Record lineage edges on ``conn``, inside the caller's transaction; an edge already
     recorded is kept as it was."""
     stamp = now_ms()
@@ -83,18 +117,17 @@ def insert_links(db: Database, conn: Any, edges: Sequence[tuple[Ref, Ref, str]])
         if source == target:
             raise InvalidInput(f"an object cannot be linked to itself ({source})")
     rows = [
-        {
-            "source_kind": source.kind,
-            "source_id": source.id,
-            "target_kind": target.kind,
-            "target_id": target.id,
-            "relation": check_kind(relation, "relation", example="'trained_on', 'produced'"),
-            "created_ms": stamp,
-        }
+        (
+            source.kind,
+            source.id,
+            target.kind,
+            target.id,
+            check_kind(relation, "relation", example="'trained_on', 'produced'"),
+            stamp,
+        )
         for source, target, relation in edges
     ]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(db.insert(lineage).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+    insert_values(conn, "lineage", _LINK_COLUMNS, rows, " ON CONFLICT DO NOTHING")
 
 
 def add_blob_refs(

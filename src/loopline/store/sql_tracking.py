@@ -31,7 +31,13 @@ from loopline.entities import NewEvent
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import tables as t
 from loopline.store.database import Database, now_ms
-from loopline.store.sql import insert_events, insert_links, record_files, under_prefix
+from loopline.store.sql import (
+    insert_events,
+    insert_links,
+    insert_values,
+    record_files,
+    under_prefix,
+)
 from loopline.store.tables import (
     blob_refs,
     experiment_tags,
@@ -60,6 +66,7 @@ _CHUNK = 900  # rows per executemany / IN list: under SQLite's default variable 
 
 
 _MAX_PK = 2**63 - 1
+_METRIC_COLUMNS = ("run_id", "key", "step", "timestamp", "value", "is_nan")
 _RUN_COLUMNS = (
     "run_id",
     "experiment_id",
@@ -357,10 +364,10 @@ class SqlTrackingStore(TrackingStore):
                     raise InvalidInput(
                         f"experiment {str(pk)!r} is deleted; restore it before adding runs"
                     )
-            self._insert_rows(conn, "runs", _RUN_COLUMNS, run_rows)
-            self._insert_rows(conn, "tags", ("run_id", "key", "value"), tag_rows)
-            self._insert_rows(conn, "params", ("run_id", "key", "value"), param_rows)
-            latest = self._insert_metrics(conn, metric_rows) if metric_rows else {}
+            insert_values(conn, "runs", _RUN_COLUMNS, run_rows)
+            insert_values(conn, "tags", ("run_id", "key", "value"), tag_rows)
+            insert_values(conn, "params", ("run_id", "key", "value"), param_rows)
+            latest = self._insert_metrics(conn, metric_rows, fresh=True) if metric_rows else {}
             # New runs: the summaries come from the records, no need to read the rows back.
             metrics: dict[str, dict[str, float]] = {r.info.run_id: {} for r in records}
             for (rid, key), (_, _, value, nan) in latest.items():
@@ -370,28 +377,12 @@ class SqlTrackingStore(TrackingStore):
                 for r in records
                 for rid in (r.info.run_id,)
             ]
-            self._insert_rows(conn, "run_summaries", ("run_id", "data"), summaries)
+            insert_values(conn, "run_summaries", ("run_id", "data"), summaries)
             if events:
                 insert_events(conn, events)
             links = [edge for r in records for edge in r.links]
             if links:
-                insert_links(self.db, conn, links)
-
-    def _insert_rows(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-    ) -> None:
-        """Plain INSERTs of many rows: straight to the driver (SQLAlchemy's parameter building
-        cost more than the inserts), as ``_insert_metrics`` does. The table and column names
-        are this module's constants, never input."""
-        if not rows:
-            return
-        marker = "?" if self.db.dialect == "sqlite" else "%s"
-        sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([marker] * len(columns))})"
-        )
-        for chunk in _chunks(rows, 5000):
-            conn.exec_driver_sql(sql, list(chunk))
+                insert_links(conn, links)
 
     def _id_list(self, run_ids: Sequence[str]) -> tuple[str, Any]:
         """A FROM item ``j(value)`` listing ``run_ids``, bound as one parameter (a JSON array on
@@ -599,10 +590,11 @@ class SqlTrackingStore(TrackingStore):
         self._insert_metrics(conn, [(run_id, m) for m in points])
 
     def _insert_metrics(
-        self, conn: Connection, points: Sequence[tuple[str, Metric]]
+        self, conn: Connection, points: Sequence[tuple[str, Metric]], *, fresh: bool = False
     ) -> dict[tuple[str, str], tuple[int, int, float, bool]]:
         """Metric points of one run or many, and each (run, key)'s latest point among them
-        (returned as ``(step, timestamp, value, is_nan)`` by ``(run_id, key)``)."""
+        (returned as ``(step, timestamp, value, is_nan)`` by ``(run_id, key)``). ``fresh``:
+        the runs are being created, so there is no earlier latest point to compare with."""
         rows = []
         best: dict[tuple[str, str], tuple[int, int, float, bool]] = {}
         for run_id, m in points:
@@ -618,12 +610,7 @@ class SqlTrackingStore(TrackingStore):
         # executemany of tuples; PostgreSQL one statement over column arrays (unnest), which
         # is a single round trip instead of one per row (1000 points: 20 ms -> 6 ms).
         if self.db.dialect == "sqlite":
-            sql = (
-                "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            )
-            for chunk in _chunks(rows, 5000):
-                conn.exec_driver_sql(sql, list(chunk))
+            insert_values(conn, "metrics", _METRIC_COLUMNS, rows, " ON CONFLICT DO NOTHING")
         else:
             sql = (
                 "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
@@ -633,6 +620,10 @@ class SqlTrackingStore(TrackingStore):
             for chunk in _chunks(rows, 5000):
                 columns = tuple(list(column) for column in zip(*chunk, strict=True))
                 conn.exec_driver_sql(sql, columns)
+        if fresh:
+            latest = [(rid, k, *point) for (rid, k), point in best.items()]
+            insert_values(conn, "latest_metrics", _METRIC_COLUMNS, latest)
+            return best
         stmt = self.db.insert(latest_metrics)
         lm, new = latest_metrics.c, stmt.excluded
         newer = or_(
