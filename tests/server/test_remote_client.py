@@ -116,3 +116,34 @@ def test_events_and_lineage_reach_the_server_from_a_remote_client(
     ]
     assert [e.id for e in listed] == [e.id for e in stored]
     assert server_workspace.lineage.upstream_objects(("model_version", "wine/1"))
+
+
+def test_a_study_tracks_its_trials_through_the_server(
+    server_workspace: Workspace, tmp_path: Path
+) -> None:
+    """Against a server there is no queued creation: each trial's run is created through the
+    API, and the study reads back the same as in-process."""
+    pytest.importorskip("optuna", reason="tuning needs the 'tune' extra (optuna)")
+    with ThreadServer(server_workspace) as server:
+        client = Workspace(
+            Settings.for_home(tmp_path / "client", tracking_uri=server.url, actor="alice")
+        )
+        with ll.use_workspace(client):
+            result = ll.tune(
+                lambda p: (p["x"] - 1.0) ** 2,
+                {"x": ("uniform", 0.0, 2.0)},
+                4,
+                "minimize",
+                storage="memory",
+                seed=3,
+            )
+        ll.use_workspace(None)
+        client.close()
+    kids = server_workspace.tracking.search_runs(
+        [server_workspace.tracking.get_run(result.parent_run_id).info.experiment_id],
+        f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'",
+    )[0]
+    assert sorted(r.run_id for r in kids) == sorted(t.run_id for t in result.trials)  # type: ignore[misc]
+    for kid in kids:
+        assert kid.info.status == "FINISHED" and kid.info.user_id == "alice"
+        assert set(kid.params) == {"x"} and "objective" in kid.metrics
