@@ -4,7 +4,35 @@ Off for a local single user (no server, or a server without ``--auth``); the ser
 :class:`AccessService` on every request when auth is on.
 """
 
-from loopline.access.entities import ApiToken, Principal, Role, User
-from loopline.access.service import AccessService
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use
+    from loopline.access.entities import ApiToken, Principal, Role, User
+    from loopline.access.service import AccessService
+
+# Each public name and the module that defines it. The service pulls in the store and the event
+# log; code that needs only the entities (the CLI's start-up, say) should not pay for them.
+_LAZY = {
+    "AccessService": "loopline.access.service",
+    "ApiToken": "loopline.access.entities",
+    "Principal": "loopline.access.entities",
+    "Role": "loopline.access.entities",
+    "User": "loopline.access.entities",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline.access' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ["AccessService", "ApiToken", "Principal", "Role", "User"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,8 +14,9 @@ from rich.text import Text
 
 from loopline.cli.context import console, err_console, print_json, when, workspace
 from loopline.cli.progress import sized_progress
-from loopline.data.entities import DatasetVersion
-from loopline.documents import size
+
+if TYPE_CHECKING:  # imported when a command runs, not to print --help
+    from loopline.data.entities import DatasetVersion
 
 app = typer.Typer(
     help="Version, inspect, compare, check out and validate datasets.", no_args_is_help=True
@@ -28,6 +29,8 @@ every error's exit code, so a gate can tell bad data from a broken command."""
 
 
 def _what(v: DatasetVersion) -> str:
+    from loopline.documents import size
+
     if v.kind == "table":
         return f"table, {v.row_count:,} rows x {len(v.schema or [])} columns, {size(v.total_size)}"
     return f"{v.file_count:,} files, {size(v.total_size)}"

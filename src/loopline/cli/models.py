@@ -14,9 +14,9 @@ from rich.text import Text
 from loopline.cli.context import console, print_json, when, workspace
 from loopline.entities import LineageEdge, Ref
 from loopline.errors import InvalidInput, NotFound
-from loopline.registry.entities import ModelVersion, PromotionRequest, RegisteredModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when a command runs, not to print --help
+    from loopline.registry.entities import ModelVersion, RegisteredModel
     from loopline.registry.service import RegistryService
 
 app = typer.Typer(
@@ -242,6 +242,8 @@ def promote(
 
     Example: loopline models promote fraud 3 --alias production --reason "beats v2 on AUC"
     """
+    from loopline.registry.entities import PromotionRequest
+
     registry = workspace(ctx).registry
     try:
         current: int | None = registry.get_version_by_alias(name, alias_name).version

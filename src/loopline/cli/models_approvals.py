@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,7 +14,9 @@ from rich.table import Table
 from loopline.cli.context import console, print_json, when, workspace
 from loopline.cli.models import app
 from loopline.errors import InvalidInput
-from loopline.registry.entities import PromotionRequest
+
+if TYPE_CHECKING:  # imported when a command runs, not to print --help
+    from loopline.registry.entities import PromotionRequest
 
 __all__ = ["policy_app"]
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from loopline.cli.context import err_console
+
+# rich.progress is imported where a bar is built: it costs ~20 ms, which `loopline --help` (it
+# imports every command module) should not pay.
 
 
 @contextmanager
@@ -29,6 +23,8 @@ def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int
 @contextmanager
 def count_progress(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
     """Yield a callback taking the running item count."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -48,6 +44,15 @@ def sized_progress(
 ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """Yield ``(advance, set_total)`` for a byte bar whose total is known only once the work
     has looked at its input (a directory walk, say)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),

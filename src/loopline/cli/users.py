@@ -10,15 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from loopline.access import AccessService, Role
-from loopline.access.entities import ALL_USERS
+from loopline.access.entities import ALL_USERS, Role
 from loopline.cli.context import console, err_console, workspace
 from loopline.errors import InvalidInput
+
+if TYPE_CHECKING:  # imported when a command runs, not to print --help
+    from loopline.access import AccessService
 
 __all__ = ["access_service", "permissions_app", "tokens_app", "users_app"]
 
@@ -38,6 +40,7 @@ permissions_app = typer.Typer(
 
 def access_service(ctx: typer.Context) -> AccessService:
     """The access rules over this workspace's database (migrated on open)."""
+    from loopline.access import AccessService
     from loopline.store.sql_access import SqlAccessStore
 
     ws = workspace(ctx)

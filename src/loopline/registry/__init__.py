@@ -1,22 +1,47 @@
 """The model registry: registered models, their versions and aliases, and MLflow 3 logged
 models with their files. :class:`RegistryService` is the entry point (``workspace.registry``)."""
 
-from __future__ import annotations
-
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from loopline.registry.entities import (
-    LoggedModel,
-    LoggedModelStatus,
-    ModelVersion,
-    ModelVersionStage,
-    ModelVersionStatus,
-    RegisteredModel,
-)
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use
+    from loopline.registry.entities import (
+        LoggedModel,
+        LoggedModelStatus,
+        ModelVersion,
+        ModelVersionStage,
+        ModelVersionStatus,
+        RegisteredModel,
+    )
     from loopline.registry.service import RegistryService
     from loopline.registry.store import RegistryStore
+
+# Each public name and the module that defines it. The service pulls in the stores, and even the
+# entities cost ~18 ms; code that needs neither (the CLI's start-up, say) should not pay for them.
+_LAZY = {
+    "LoggedModel": "loopline.registry.entities",
+    "LoggedModelStatus": "loopline.registry.entities",
+    "ModelVersion": "loopline.registry.entities",
+    "ModelVersionStage": "loopline.registry.entities",
+    "ModelVersionStatus": "loopline.registry.entities",
+    "RegisteredModel": "loopline.registry.entities",
+    "RegistryService": "loopline.registry.service",
+    "RegistryStore": "loopline.registry.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "LoggedModel",
@@ -28,17 +53,3 @@ __all__ = [
     "RegistryService",
     "RegistryStore",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # The service pulls in the stores; code that needs only the entities (the CLI's start-up,
-    # say) should not pay for them.
-    if name == "RegistryService":
-        from loopline.registry.service import RegistryService
-
-        return RegistryService
-    if name == "RegistryStore":
-        from loopline.registry.store import RegistryStore
-
-        return RegistryStore
-    raise AttributeError(f"module 'loopline.registry' has no attribute {name!r}")
