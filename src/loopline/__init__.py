@@ -4,9 +4,9 @@
 ``docs/api.md``; a test keeps the two equal.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from loopline._lazy import lazy_names
 from loopline._version import __version__
 from loopline.errors import (
     AlreadyExists,
@@ -129,18 +129,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline' has no attribute {name!r}")
-    loaded = importlib.import_module(module)
-    value = loaded if module == f"loopline.{name}" else getattr(loaded, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [

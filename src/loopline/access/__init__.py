@@ -4,8 +4,9 @@ Off for a local single user (no server, or a server without ``--auth``); the ser
 :class:`AccessService` on every request when auth is on.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopline._lazy import lazy_names
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use
     from loopline.access.entities import ApiToken, Principal, Role, User
@@ -22,17 +23,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline.access' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = ["AccessService", "ApiToken", "Principal", "Role", "User"]

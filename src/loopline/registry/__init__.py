@@ -1,8 +1,9 @@
 """The model registry: registered models, their versions and aliases, and MLflow 3 logged
 models with their files. :class:`RegistryService` is the entry point (``workspace.registry``)."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopline._lazy import lazy_names
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time names load on first use
     from loopline.registry.entities import (
@@ -30,17 +31,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline.registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
