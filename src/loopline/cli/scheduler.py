@@ -39,6 +39,7 @@ schedule_app = typer.Typer(
 )
 
 _JSON = "One JSON object per line."
+ScheduleName = Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")]
 
 
 def _file_clock(path: str) -> dt.datetime:
@@ -123,7 +124,7 @@ def scheduler(
 @schedule_app.command("add")
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
     target: Annotated[
         str, typer.Option("--target", "-t", help="What to launch: module.path:function.")
     ],
@@ -193,7 +194,7 @@ def list_(
 @schedule_app.command("remove")
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
 ) -> None:
     """Delete a schedule and its fire history (the runs it launched stay)."""
     _scheduler(ctx).remove(name)
@@ -203,7 +204,7 @@ def remove(
 @schedule_app.command("enable")
 def enable(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
 ) -> None:
     """Resume a schedule; what happened while it was disabled does not fire."""
     _scheduler(ctx).enable(name)
@@ -213,7 +214,7 @@ def enable(
 @schedule_app.command("disable")
 def disable(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
 ) -> None:
     """Pause a schedule."""
     _scheduler(ctx).disable(name)
@@ -223,7 +224,7 @@ def disable(
 @schedule_app.command("trigger")
 def trigger(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE (repeatable).")
     ] = None,
@@ -250,7 +251,7 @@ def trigger(
 @schedule_app.command("history")
 def history(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Schedule name.")],
+    name: ScheduleName,
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help=_JSON)] = False,
 ) -> None:

@@ -109,24 +109,19 @@ def insert_events(conn: Any, new_events: Iterable[NewEvent]) -> int:
 _LINK_COLUMNS = ("source_kind", "source_id", "target_kind", "target_id", "relation", "created_ms")
 
 
+def _link_row(source: Ref, target: Ref, relation: str, stamp: int) -> tuple[Any, ...]:
+    """A lineage row in ``_LINK_COLUMNS`` order, validated: one place for both ways in."""
+    check_kind(relation, "relation", example="'trained_on', 'produced'")
+    if source == target:
+        raise InvalidInput(f"an object cannot be linked to itself ({source})")
+    return (source.kind, source.id, target.kind, target.id, relation, stamp)
+
+
 def insert_links(conn: Any, edges: Sequence[tuple[Ref, Ref, str]]) -> None:
     """Record lineage edges on ``conn``, inside the caller's transaction; an edge already
     recorded is kept as it was."""
     stamp = now_ms()
-    for source, target, _ in edges if isinstance(edges, Sequence) else ():
-        if source == target:
-            raise InvalidInput(f"an object cannot be linked to itself ({source})")
-    rows = [
-        (
-            source.kind,
-            source.id,
-            target.kind,
-            target.id,
-            check_kind(relation, "relation", example="'trained_on', 'produced'"),
-            stamp,
-        )
-        for source, target, relation in edges
-    ]
+    rows = [_link_row(source, target, relation, stamp) for source, target, relation in edges]
     insert_values(conn, "lineage", _LINK_COLUMNS, rows, " ON CONFLICT DO NOTHING")
 
 
@@ -327,19 +322,10 @@ class SqlStore(MetadataStore):
 
     # -- lineage ---------------------------------------------------------------------------
     def add_link(self, source: Ref, target: Ref, relation: str) -> bool:
-        check_kind(relation, "relation", example="'trained_on', 'produced'")
-        if source == target:
-            raise InvalidInput(f"an object cannot be linked to itself ({source})")
+        row = _link_row(source, target, relation, now_ms())
         stmt = (
             self._insert(lineage)
-            .values(
-                source_kind=source.kind,
-                source_id=source.id,
-                target_kind=target.kind,
-                target_id=target.id,
-                relation=relation,
-                created_ms=now_ms(),
-            )
+            .values(dict(zip(_LINK_COLUMNS, row, strict=True)))
             .on_conflict_do_nothing()
             .returning(lineage.c.id)  # rowcount is unreliable with implicit RETURNING
         )

@@ -372,11 +372,10 @@ class SqlTrackingStore(TrackingStore):
             metrics: dict[str, dict[str, float]] = {r.info.run_id: {} for r in records}
             for (rid, key), (_, _, value, nan) in latest.items():
                 metrics[rid][key] = math.nan if nan else value
-            summaries = [
-                (rid, json.dumps({"p": r.params, "m": metrics[rid], "t": r.tags}, sort_keys=True))
-                for r in records
-                for rid in (r.info.run_id,)
-            ]
+            summaries = []
+            for r in records:
+                doc = {"p": r.params, "m": metrics[r.info.run_id], "t": r.tags}
+                summaries.append((r.info.run_id, json.dumps(doc, sort_keys=True)))
             insert_values(conn, "run_summaries", ("run_id", "data"), summaries)
             if events:
                 insert_events(conn, events)

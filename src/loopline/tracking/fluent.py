@@ -136,8 +136,9 @@ def _writer() -> BatchWriter:
         if _state.writer is None or _state.writer_service is not service:
             if _state.writer is not None:
                 _state.writer.close()
+            # Runs can be queued only where they can be planned here: not through a server.
             _state.writer = BatchWriter(
-                service.log_batch, runs=service if hasattr(service, "plan_run") else None
+                service.log_batch, runs=service if isinstance(service, TrackingService) else None
             )
             _state.writer_service = service
         return _state.writer
@@ -313,8 +314,8 @@ def start_queued_run(
     its own. Until a flush (``flush``, ``get_run`` and the artifact calls do one), the run is
     not in the store; a process killed before that loses it, as it would queued values.
     Against a tracking server the run is created at once, as ``start_run`` would."""
-    service = _service()
-    if not hasattr(service, "plan_run"):
+    writer = _writer()
+    if not writer.takes_runs:
         return start_run(
             experiment_id=experiment_id,
             run_name=run_name,
@@ -323,20 +324,20 @@ def start_queued_run(
             tags=tags,
             capture=False,
         )
+    service = _service()
     experiment = _state.experiments.get(experiment_id)
     if experiment is None:
         experiment = _state.experiments[experiment_id] = service.get_experiment(experiment_id)
     record = service.plan_run(experiment, run_name, dict(tags or {}), parent_run_id=parent_run_id)
     run_id = record.info.run_id
+    active = ActiveRun(Run(record.info, tags=dict(record.tags)))
     with _state.lock:
-        _writer().submit_run(record)
+        writer.submit_run(record)
         _state.queued_seq += 1
         _state.queued.add(run_id)
         _state.params[run_id] = {}
-    active = ActiveRun(Run(record.info, tags=dict(record.tags)))
-    _stack().append(active)
-    with _state.lock:
         _state.registry[run_id] = active
+    _stack().append(active)
     _state.last_run_id = run_id
     _install_hooks()
     return active

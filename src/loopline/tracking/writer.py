@@ -104,6 +104,11 @@ class BatchWriter:
             pending.params.extend(params)
             pending.tags.extend(tags)
 
+    @property
+    def takes_runs(self) -> bool:
+        """Whether runs can be queued here (``submit_run``): only with a local service."""
+        return self._runs is not None
+
     def submit_run(self, record: RunRecord) -> None:
         """Queue a new run (``TrackingService.plan_run``); values logged to it and its end may
         follow at once, before it is written."""
@@ -198,21 +203,21 @@ class BatchWriter:
     def _write_batch(self, batch: dict[str, _Pending]) -> None:
         """Queued runs first (with what was logged to them, ended if their end came too), in
         one transaction; then values for runs already stored; then the ends of those."""
+        sink = self._runs
         records = []
         for pending in batch.values():
             if pending.record is None:
                 continue
+            assert sink is not None  # submit_run/submit_end refuse without one
             record = pending.record
             record.params.update(pending.params)
             record.tags.update(pending.tags)
             record.metrics.extend(pending.metrics)
             if pending.end is not None:
-                assert self._runs is not None
-                self._runs.end_record(record, *pending.end)
+                sink.end_record(record, *pending.end)
             records.append(record)
         if records:
-            assert self._runs is not None
-            sink = self._runs
+            assert sink is not None
             try:
                 self._retrying(sink.write_runs, records)
             except LooplineError:  # one bad run (say, a deleted experiment): save the others
@@ -230,8 +235,8 @@ class BatchWriter:
                 if pending.has_values():
                     self._write_with_retry(run_id, pending)
                 if pending.end is not None:
-                    assert self._runs is not None
-                    self._retrying(self._runs.update_run, run_id, *pending.end)
+                    assert sink is not None
+                    self._retrying(sink.update_run, run_id, *pending.end)
             except BaseException as exc:
                 self._fail(exc)
 
